@@ -1,0 +1,195 @@
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { parseArgs } from "node:util";
+import { FileDaemonError } from "../protocol/errors";
+import { Daemon } from "./daemon";
+import { LineLogger } from "./log";
+import { dropPrivileges } from "./privileges";
+import { channelCount, sleepTimeMs } from "./settings";
+
+export const RUN_USAGE = `Usage: file-daemon [run] RESULTS COMMANDS [SLEEP_TIME] [options]
+
+Runs the daemon: takes commands from line 1 of COMMANDS, runs each with /bin/sh in its own
+process group, and writes its exit status to line 1 of RESULTS (docs/PROTOCOL.md).
+SLEEP_TIME is in seconds (default 0.5): how often the files are read when no change event
+arrives. By default the daemon stays in the foreground and logs to stderr (right for systemd).
+
+Options:
+  --channels N       run up to N commands at once, each on its own pair of files (default 1)
+  --detach           go to the background as a classic Unix daemon (new session, cwd /, umask,
+                     stdio to /dev/null or the log); prints the pid once it is serving
+  --pidfile PATH     write the daemon's pid here (atomically); removed on exit
+  --log PATH         append log lines to PATH instead of stderr (SIGHUP reopens it)
+  --shell PATH       shell that runs the commands (default /bin/sh)
+  --stop-grace S     on SIGTERM, seconds running commands may finish before being killed (10)
+  --kill-grace S     seconds between SIGTERM and SIGKILL when killing a command (2)
+  --capture-limit N  bytes of stdout and of stderr kept per command when asked (65536)
+  --stale MS         lock staleness in ms; every party must use the same value (10000)
+  --file-mode MODE   mode of files the daemon creates, octal (default 0600)
+  --umask MODE       umask with --detach, octal (default 0077)
+  --user NAME        when started as root, switch to this user before serving
+  --no-watch         do not use change events; read the files every SLEEP_TIME only
+  -h, --help         show this help
+`;
+
+const RUN_OPTIONS = {
+  channels: { type: "string" },
+  detach: { type: "boolean" },
+  pidfile: { type: "string" },
+  log: { type: "string" },
+  shell: { type: "string" },
+  "stop-grace": { type: "string" },
+  "kill-grace": { type: "string" },
+  "capture-limit": { type: "string" },
+  stale: { type: "string" },
+  "file-mode": { type: "string" },
+  umask: { type: "string" },
+  user: { type: "string" },
+  "no-watch": { type: "boolean" },
+  "detached-stage": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function octal(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!/^0?[0-7]{3,4}$/.test(value)) throw new FileDaemonError("BAD_OPTION", `--${name} must be an octal mode like 0600, got ${value}`);
+  return parseInt(value, 8);
+}
+
+function seconds(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new FileDaemonError("BAD_OPTION", `--${name} must be a number of seconds, got ${value}`);
+  return Math.round(n * 1000);
+}
+
+function positiveInt(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new FileDaemonError("BAD_OPTION", `--${name} must be a whole number above 0, got ${value}`);
+  return n;
+}
+
+/** `file-daemon [run] RESULTS COMMANDS [SLEEP_TIME]`: resolves to the process exit code. */
+export async function runDaemonCli(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true });
+  if (values.help) {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const [results, commands, sleepArg = "0.5", ...extra] = positionals;
+  if (results === undefined || commands === undefined || extra.length > 0) {
+    throw new FileDaemonError("BAD_OPTION", `expected RESULTS COMMANDS [SLEEP_TIME], got ${positionals.length} argument(s); see file-daemon --help`);
+  }
+  sleepTimeMs(sleepArg);
+  if (values.channels !== undefined) channelCount(values.channels);
+  if (values.detach && values["detached-stage"] === undefined) return launchDetached(args, values.log);
+  const stage = values["detached-stage"];
+  if (stage === "1") return detachAgain(args);
+  if (stage === "2") becomeDaemonProcess(octal(values.umask, 0o077, "umask"));
+  if (values.user !== undefined) dropPrivileges(values.user);
+
+  const log = new LineLogger(values.log === undefined ? null : path.resolve(values.log));
+  const daemon = await Daemon.start({
+    results,
+    commands,
+    sleepTime: Number(sleepArg),
+    channels: values.channels === undefined ? 1 : Number(values.channels),
+    ...(values.pidfile === undefined ? {} : { pidfile: path.resolve(values.pidfile) }),
+    ...(values.shell === undefined ? {} : { shell: values.shell }),
+    stopGraceMs: seconds(values["stop-grace"], 10_000, "stop-grace"),
+    killGraceMs: seconds(values["kill-grace"], 2000, "kill-grace"),
+    captureLimit: positiveInt(values["capture-limit"], 65_536, "capture-limit"),
+    stale: positiveInt(values.stale, 10_000, "stale"),
+    fileMode: octal(values["file-mode"], 0o600, "file-mode"),
+    watch: !values["no-watch"],
+    log,
+  });
+  const stop = (signal: string) => {
+    log.info(`${signal} received: stopping`);
+    void daemon.stop();
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => log.reopen());
+  if (stage === "2") notifyLauncher(`ready ${process.pid}\n`);
+  await daemon.stopped;
+  return 0;
+}
+
+/** Stage 0, the command the user typed: start stage 1 in a new session, wait for readiness. */
+async function launchDetached(args: string[], log: string | undefined): Promise<number> {
+  const absolute = absolutePathArgs(args);
+  if (log !== undefined) fs.closeSync(fs.openSync(path.resolve(log), "a", 0o600));
+  const child = spawn(process.execPath, [process.argv[1] ?? "", "run", ...absolute, "--detached-stage", "1"], {
+    detached: true,
+    cwd: "/",
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+  });
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let text = "";
+  for await (const chunk of pipe) text += String(chunk);
+  const line = text.trim();
+  if (line.startsWith("ready ")) {
+    process.stdout.write(`file-daemon started in the background, pid ${line.slice(6)}\n`);
+    return 0;
+  }
+  throw new FileDaemonError("IO", line.startsWith("error ") ? line.slice(6) : "the background daemon exited before it was ready; run it in the foreground to see why");
+}
+
+/** Stage 1, a session leader: start stage 2 (which can never regain a terminal) and exit. */
+function detachAgain(args: string[]): number {
+  const rest = args.filter((_arg, i) => args[i] !== "--detached-stage" && args[i - 1] !== "--detached-stage");
+  const child = spawn(process.execPath, [process.argv[1] ?? "", ...rest, "--detached-stage", "2"], {
+    cwd: "/",
+    stdio: ["ignore", "ignore", "ignore", 3],
+  });
+  child.unref();
+  return 0;
+}
+
+/** Stage 2: the daemon proper. The session, cwd and stdio were set by its parents. */
+function becomeDaemonProcess(umask: number): void {
+  process.umask(umask);
+  for (const signal of ["SIGTTOU", "SIGTTIN", "SIGTSTP"] as const) process.on(signal, () => undefined);
+  process.on("uncaughtException", (err) => {
+    notifyLauncher(`error ${err.message}\n`);
+    process.exit(1);
+  });
+}
+
+let launcherOpen = true;
+
+export function notifyLauncher(message: string): void {
+  if (!launcherOpen) return;
+  launcherOpen = false;
+  try {
+    fs.writeSync(3, message);
+    fs.closeSync(3);
+  } catch {
+    // The launcher is gone; nobody to tell.
+  }
+}
+
+export function isDetachedStage(args: string[]): boolean {
+  return args.includes("--detached-stage");
+}
+
+/** The same arguments with RESULTS, COMMANDS and path options absolute (the daemon runs in /). */
+function absolutePathArgs(args: string[]): string[] {
+  const { tokens } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true, tokens: true });
+  const out: string[] = [];
+  let positional = 0;
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      if (positional === 0 && token.value === "run") continue;
+      out.push(positional < 2 || (positional === 2 && token.value === "run") ? path.resolve(token.value) : token.value);
+      positional++;
+    } else if (token.kind === "option" && token.name !== "detach") {
+      const value = token.value === undefined ? [] : [token.name === "pidfile" || token.name === "log" ? path.resolve(token.value) : token.value];
+      out.push(`--${token.name}`, ...value);
+    }
+  }
+  return out;
+}

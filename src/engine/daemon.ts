@@ -1,0 +1,225 @@
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import lockfile from "proper-lockfile";
+import { DEFAULT_FILE_MODE, writeFileAtomic } from "../protocol/atomic-write";
+import { encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { FileDaemonError, fromFsError } from "../protocol/errors";
+import { processStartTime } from "../protocol/liveness";
+import { DEFAULT_STALE_MS, privateFs } from "../protocol/lock";
+import { channelFiles, daemonFiles, type DaemonFiles } from "../protocol/paths";
+import { DaemonChannel } from "./daemon-channel";
+import { DirectoryWatch } from "./dir-watch";
+import { silentLogger, type Logger } from "./log";
+import { DEFAULT_CAPTURE_LIMIT } from "./run-command";
+import { channelCount, checkPath, sleepTimeMs } from "./settings";
+import { checkFilesAreSafe } from "./file-safety";
+import { VERSION } from "./version";
+
+export interface DaemonOptions {
+  readonly commands: string;
+  readonly results: string;
+  /** Seconds between looks at the files when no change event arrives (the seed's sleep_time). */
+  readonly sleepTime: number;
+  /** Commands that may run at once, each on its own pair of files (default 1). */
+  readonly channels?: number;
+  readonly stale?: number;
+  readonly shell?: string;
+  readonly captureLimit?: number;
+  /** SIGTERM → SIGKILL delay when killing a command's group (ms, default 2000). */
+  readonly killGraceMs?: number;
+  /** On stop, how long running commands may finish before they are killed (ms, default 10000). */
+  readonly stopGraceMs?: number;
+  readonly resultTtlMs?: number;
+  /** Use change events (default); false polls every sleep_time only. */
+  readonly watch?: boolean;
+  readonly fileMode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly pidfile?: string;
+  readonly log?: Logger;
+}
+
+export class Daemon {
+  private readonly channels: DaemonChannel[];
+  private readonly watch: DirectoryWatch;
+  private readonly log: Logger;
+  private stopping = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private releaseDaemonLock: (() => Promise<void>) | null = null;
+  private lastError = new Map<number, string>();
+  private stopPromise: Promise<void> | null = null;
+  private resolveStopped!: () => void;
+  /** Resolves once the daemon has stopped (by `stop()` or a fatal error). */
+  readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
+
+  private constructor(
+    readonly files: DaemonFiles,
+    readonly info: DaemonInfo,
+    private readonly options: DaemonOptions,
+    runToken: string,
+  ) {
+    this.log = options.log ?? silentLogger;
+    const sleepMs = sleepTimeMs(options.sleepTime);
+    this.watch = new DirectoryWatch(files.directories, options.watch ?? true);
+    const ctx = {
+      lock: { stale: info.stale },
+      fileMode: options.fileMode ?? DEFAULT_FILE_MODE,
+      run: {
+        shell: options.shell ?? "/bin/sh",
+        captureLimit: options.captureLimit ?? DEFAULT_CAPTURE_LIMIT,
+        killGraceMs: options.killGraceMs ?? 2000,
+        ...(options.uid === undefined ? {} : { uid: options.uid }),
+        ...(options.gid === undefined ? {} : { gid: options.gid }),
+      },
+      resultTtlMs: options.resultTtlMs ?? Math.max(600_000, 20 * sleepMs),
+      runToken,
+      log: this.log,
+      wake: () => this.watch.changes.notify(),
+    };
+    this.channels = Array.from({ length: info.channels }, (_, i) => new DaemonChannel(channelFiles(files, i), ctx));
+  }
+
+  /** Takes the files (refusing if another daemon serves them), recovers, and starts serving. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const files = daemonFiles(checkPath(options.commands, "commands"), checkPath(options.results, "results"));
+    if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", "the commands and results files must be different files");
+    const sleepMs = sleepTimeMs(options.sleepTime);
+    const channels = channelCount(options.channels ?? 1);
+    const stale = Math.max(2000, options.stale ?? DEFAULT_STALE_MS);
+    for (const dir of files.directories) {
+      try {
+        await fsp.access(dir);
+      } catch (err) {
+        throw fromFsError(err, dir, "cannot use directory");
+      }
+    }
+    await checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE);
+    const info: DaemonInfo = {
+      pid: process.pid,
+      startTime: await processStartTime(process.pid),
+      channels,
+      sleepTime: sleepMs / 1000,
+      stale,
+      version: VERSION,
+      startedAt: new Date().toISOString(),
+    };
+    const daemon = new Daemon(files, info, options, randomBytes(8).toString("hex"));
+    await daemon.takeFiles();
+    return daemon;
+  }
+
+  private async takeFiles(): Promise<void> {
+    try {
+      // Locked under the info file's name: proper-lockfile keys its locks by file, and the
+      // commands file's own lock is taken and released all the time.
+      this.releaseDaemonLock = await lockfile.lock(this.files.info, {
+        realpath: false,
+        fs: privateFs,
+        stale: this.info.stale,
+        onCompromised: (err) => this.onLockCompromised(err),
+      });
+    } catch (err) {
+      this.watch.close();
+      if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
+        const other = await readLiveDaemon(this.files);
+        const who = other === null ? "another file-daemon" : `file-daemon pid ${other.pid}`;
+        throw new FileDaemonError("ALREADY_RUNNING", `${who} already serves ${this.files.commands}; stop it first, or use other files`);
+      }
+      throw fromFsError(err, this.files.daemonLock, "cannot lock");
+    }
+    try {
+      for (const channel of this.channels) {
+        for (const file of [channel.files.commands, channel.files.results]) {
+          const handle = await fsp.open(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE);
+          await handle.close();
+        }
+        await channel.recover();
+      }
+      await this.publishInfo();
+      if (this.options.pidfile !== undefined) await writeFileAtomic(this.options.pidfile, `${process.pid}\n`, 0o644);
+    } catch (err) {
+      await this.releaseLock();
+      this.watch.close();
+      throw err;
+    }
+    this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
+    this.loopDone = this.loop();
+  }
+
+  private async publishInfo(): Promise<void> {
+    await writeFileAtomic(this.files.info, encodeDaemonInfo(this.info), 0o644);
+  }
+
+  private async loop(): Promise<void> {
+    const sleepMs = this.info.sleepTime * 1000;
+    while (!this.stopping) {
+      const generation = this.watch.changes.generation;
+      await this.tick();
+      await this.watch.changes.wait(generation, sleepMs);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    this.watch.rewatch();
+    try {
+      await fsp.stat(this.files.info);
+    } catch {
+      // The directory was deleted or emptied: publish again once it is back.
+      await this.publishInfo().catch(() => undefined);
+    }
+    for (const channel of this.channels) {
+      try {
+        await channel.service(!this.stopping);
+        this.reportRecovered(channel.files.index);
+      } catch (err) {
+        this.reportError(channel.files.index, err);
+      }
+    }
+  }
+
+  private reportError(index: number, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.lastError.get(index) === message) return;
+    this.lastError.set(index, message);
+    this.log.error(`channel ${index}: ${message} (retrying every ${this.info.sleepTime} s; queued commands are kept)`);
+  }
+
+  private reportRecovered(index: number): void {
+    if (!this.lastError.has(index)) return;
+    this.lastError.delete(index);
+    this.log.info(`channel ${index}: working again`);
+  }
+
+  private onLockCompromised(err: Error): void {
+    this.log.error(`the daemon lock ${this.files.daemonLock} was lost (${err.message}); stopping so that two daemons never serve the same files`);
+    this.releaseDaemonLock = null;
+    void this.stop();
+  }
+
+  /** Stops taking commands, lets running ones finish (then kills them), writes their results. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.watch.changes.notify();
+    await this.loopDone;
+    const running = this.channels.filter((channel) => channel.busy);
+    if (running.length > 0) this.log.info(`stopping: waiting for ${running.length} running command(s)`);
+    await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
+    this.watch.close();
+    await fsp.rm(this.files.info, { force: true }).catch(() => undefined);
+    if (this.options.pidfile !== undefined) await fsp.rm(this.options.pidfile, { force: true }).catch(() => undefined);
+    await this.releaseLock();
+    this.log.info("stopped");
+    this.resolveStopped();
+  }
+
+  private async releaseLock(): Promise<void> {
+    const release = this.releaseDaemonLock;
+    this.releaseDaemonLock = null;
+    if (release !== null) await release().catch(() => undefined);
+  }
+}

@@ -1,0 +1,37 @@
+import path from "node:path";
+
+/** The files of one channel. Channel 0 is the pair the user named; channel k ≥ 1 appends `.k`. */
+export interface ChannelFiles {
+  readonly index: number;
+  readonly commands: string;
+  readonly results: string;
+  /** Written by a submitter to ask the daemon to kill this channel's running command. */
+  readonly kill: string;
+}
+
+export interface DaemonFiles {
+  readonly commands: string;
+  readonly results: string;
+  /** What the running daemon publishes about itself (JSON, see PROTOCOL.md). */
+  readonly info: string;
+  /** The info file's lock, held by the daemon for its whole life: a second daemon is refused. */
+  readonly daemonLock: string;
+  readonly directories: readonly string[];
+}
+
+export function daemonFiles(commands: string, results: string): DaemonFiles {
+  const c = path.resolve(commands);
+  const r = path.resolve(results);
+  const directories = [...new Set([path.dirname(c), path.dirname(r)])];
+  return { commands: c, results: r, info: `${c}.daemon`, daemonLock: `${c}.daemon.lock`, directories };
+}
+
+export function channelFiles(files: DaemonFiles, index: number): ChannelFiles {
+  const suffix = index === 0 ? "" : `.${index}`;
+  const commands = files.commands + suffix;
+  return { index, commands, results: files.results + suffix, kill: `${commands}.kill` };
+}
+
+export function lockPath(file: string): string {
+  return `${file}.lock`;
+}
