@@ -16,7 +16,7 @@ export interface LockOptions {
 }
 
 // proper-lockfile creates the lock directory with the process umask; ours are owner-only.
-export const privateFs: typeof fs = { ...fs, mkdir: (dir: string, cb: (err: NodeJS.ErrnoException | null) => void) => fs.mkdir(dir, 0o700, cb) };
+export const privateFs = { ...fs, mkdir: (dir: string, cb: (err: NodeJS.ErrnoException | null) => void) => fs.mkdir(dir, 0o700, cb) } as unknown as typeof fs;
 
 /**
  * One attempt to take the lock on `file` (the directory `<file>.lock`).
