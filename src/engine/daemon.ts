@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import lockfile from "proper-lockfile";
 import { DEFAULT_FILE_MODE, writeFileAtomic } from "../protocol/atomic-write";
-import { encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { decodeDaemonInfo, encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { processStartTime } from "../protocol/liveness";
 import { DEFAULT_STALE_MS, privateFs } from "../protocol/lock";
@@ -109,6 +109,7 @@ export class Daemon {
   }
 
   private async takeFiles(): Promise<void> {
+    await this.removeLockOfDeadDaemon();
     try {
       // Locked under the info file's name: proper-lockfile keys its locks by file, and the
       // commands file's own lock is taken and released all the time.
@@ -144,6 +145,24 @@ export class Daemon {
     }
     this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
     this.loopDone = this.loop();
+  }
+
+  /**
+   * A daemon killed with SIGKILL leaves its lock behind, fresh for up to `stale` ms. When the
+   * info file names a process that is gone, the lock is dead now: take it over at once.
+   */
+  private async removeLockOfDeadDaemon(): Promise<void> {
+    let content: string;
+    try {
+      content = await fsp.readFile(this.files.info, "utf8");
+    } catch {
+      return;
+    }
+    const previous = decodeDaemonInfo(content);
+    if (previous === null || (await readLiveDaemon(this.files)) !== null) return;
+    this.log.info(`daemon pid ${previous.pid} died without cleaning up; taking over its files`);
+    await fsp.rm(this.files.info, { force: true });
+    await fsp.rmdir(this.files.daemonLock).catch(() => undefined);
   }
 
   private async publishInfo(): Promise<void> {
