@@ -1,0 +1,853 @@
+"""Run shell commands through a file-daemon without forking this Python process.
+
+A memory-heavy program (a model in RAM, a big data frame) pays dearly for every ``fork()``
+that ``subprocess`` does. With this module it never forks: it writes the command into a
+file, and the file-daemon (``file-daemon RESULTS COMMANDS SLEEP_TIME``, from the npm package
+``@file-daemon/node-red``) runs it and writes the result back. The two speak
+``docs/PROTOCOL.md`` (version 1): ``mkdir`` lock directories, atomic renames, a JSON line 2
+that names each command, so any number of submitters can share the same files.
+
+Python 3.8 or later, standard library only: copy this one file next to your program.
+
+Usage::
+
+    from file_daemon import FileDaemonError, submit_command
+
+    result = submit_command("ls -l /tmp", "/run/fd/commands", "/run/fd/results", 0.5)
+    print(result.code)                    # the command's exit status (None if a signal ended it)
+
+    result = submit_command("uname -a", commands, results, 0.5, timeout=10, capture=True)
+    print(result.stdout.decode())         # bytes, exactly as the command wrote them
+
+    try:
+        submit_command("sleep 60", commands, results, 0.5, timeout=1)
+    except FileDaemonError as err:
+        print(err.code, err)              # TIMEOUT, and what to do about it
+        print(err.result)                 # the daemon's result, when there is one
+
+Arguments, in the seed's order: the command (one line of shell), the commands file, the
+results file (the same paths the daemon was started with) and ``sleep_time``, the seconds
+between looks at the files. ``timeout`` (seconds, 0 = none) makes the daemon kill the
+command's process group; ``capture`` returns stdout and stderr (64 KiB each at most);
+``daemon_wait`` is how many seconds a missing daemon may take to (re)appear before the call
+fails; ``stale`` is the lock staleness in seconds and must match the daemon's (default 10).
+
+``submit_command`` returns a :class:`CommandResult` when the command ended by itself
+(``status`` ``exited`` or ``signaled``). Everything else raises :class:`FileDaemonError`
+whose ``code`` is one of ``BAD_COMMAND``, ``BAD_OPTION``, ``NO_DIRECTORY``, ``PERMISSION``,
+``DAEMON_NOT_RUNNING``, ``DAEMON_DIED``, ``TIMEOUT``, ``KILLED``, ``INTERRUPTED``,
+``SPAWN_FAILED``, ``LOST`` or ``IO`` and whose ``result`` is set when the command ran.
+
+Ctrl-C (``KeyboardInterrupt``) while waiting withdraws a command that has not started (it
+never runs) or asks the daemon to kill a running one and waits for that to happen; then the
+``KeyboardInterrupt`` goes on as usual.
+
+As a script, mirroring the seed's helper (exit status = the command's, 125 when the
+file-daemon itself failed)::
+
+    python3 file_daemon.py COMMANDS RESULTS SLEEP_TIME [--timeout S] [--output] -- COMMAND...
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import errno
+import json
+import math
+import os
+import random
+import re
+import secrets
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+__all__ = ["CommandResult", "FileDaemonError", "MAX_COMMAND_BYTES", "submit_command"]
+
+PROTOCOL_VERSION = 1
+#: Largest command accepted, in UTF-8 bytes.
+MAX_COMMAND_BYTES = 65_536
+DEFAULT_STALE = 10.0
+MIN_STALE = 2.0
+MAX_SLEEP_TIME = 3600.0
+MAX_TIMEOUT = 2_147_483.0
+#: How many times a command that vanished before it started is placed again.
+MAX_REPLACEMENTS = 3
+FILE_MODE = 0o600
+LOCK_MODE = 0o700
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+_STATUSES = ("exited", "signaled", "timeout", "killed", "interrupted", "failed", "refused")
+_FAILURES = {
+    "timeout": "TIMEOUT",
+    "killed": "KILLED",
+    "interrupted": "INTERRUPTED",
+    "failed": "SPAWN_FAILED",
+    "refused": "BAD_COMMAND",
+}
+_ADVICE = {
+    "timeout": "raise timeout= if it needs longer",
+    "killed": "it was killed on request or because the daemon was stopping",
+    "interrupted": "the daemon died while it ran; its outcome is unknown and it was not run again",
+    "failed": "check the daemon's shell and its log",
+    "refused": "the daemon would not run it; see the message",
+}
+# The characters JavaScript's String.prototype.trim() removes: the daemon decides "blank"
+# with it, so a command is blank here exactly when it is blank there.
+_JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# Codes decided under the locks: nothing of ours is left pending when they are raised.
+_SETTLED = ("DAEMON_NOT_RUNNING", "DAEMON_DIED", "INTERRUPTED", "LOST")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command ended, as the daemon reported it."""
+
+    code: Optional[int]
+    """Exit status, or None when a signal ended the command."""
+    signal: Optional[str]
+    """Signal name such as ``SIGTERM``, or None."""
+    status: str
+    """exited, signaled, timeout, killed, interrupted, failed or refused."""
+    message: Optional[str]
+    stdout: Optional[bytes]
+    """Captured bytes (None unless ``capture=True``)."""
+    stderr: Optional[bytes]
+    stdout_truncated: bool
+    stderr_truncated: bool
+    duration_ms: float
+    id: str
+    channel: int
+
+    @property
+    def return_code(self) -> int:
+        """The number a shell's ``$?`` shows: the exit status, 128 + signal number, or -1."""
+        if self.code is not None:
+            return self.code
+        if self.signal is not None and self.signal in signal.Signals.__members__:
+            return 128 + int(signal.Signals[self.signal])
+        return -1
+
+
+class FileDaemonError(Exception):
+    """A command that did not end by itself, or could not be handed to the daemon."""
+
+    def __init__(self, code: str, message: str, result: Optional[CommandResult] = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.result = result
+
+    def __repr__(self) -> str:
+        return f"FileDaemonError({self.code!r}, {str(self)!r})"
+
+
+def submit_command(
+    command: str,
+    commands: str,
+    results: str,
+    sleep_time: float,
+    timeout: float = 0,
+    capture: bool = False,
+    daemon_wait: float = 0,
+    stale: float = DEFAULT_STALE,
+) -> CommandResult:
+    """Runs ``command`` through the daemon serving ``commands``/``results`` and returns its result.
+
+    Never starts a process: only file operations. Raises :class:`FileDaemonError`.
+    """
+    _validate_command(command)
+    files = _Files(_check_path(commands, "commands"), _check_path(results, "results"))
+    options = _Options(
+        sleep=_check_seconds(sleep_time, "sleep_time", MAX_SLEEP_TIME, zero_ok=False),
+        timeout_ms=round(_check_seconds(timeout, "timeout", MAX_TIMEOUT) * 1000),
+        capture=_check_flag(capture, "capture"),
+        daemon_wait=_check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
+        stale=max(MIN_STALE, _check_seconds(stale, "stale", MAX_TIMEOUT, zero_ok=False)),
+    )
+    return _Submission(files, options).run(command)
+
+
+# --- checks -----------------------------------------------------------------------------
+
+
+def _validate_command(command: object) -> None:
+    if not isinstance(command, str):
+        raise FileDaemonError("BAD_COMMAND", f"the command must be a str, got {type(command).__name__}; convert it to text first")
+    if command.strip(_JS_WHITESPACE) == "":
+        raise FileDaemonError("BAD_COMMAND", "the command is empty; give the shell command to run")
+    if "\n" in command or "\r" in command:
+        raise FileDaemonError(
+            "BAD_COMMAND",
+            "the command contains a line break; the commands file holds one command on one line: join the parts with ';' or '&&'",
+        )
+    if "\0" in command:
+        raise FileDaemonError("BAD_COMMAND", "the command contains a NUL character, which no shell command can hold; remove it")
+    try:
+        size = len(command.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise FileDaemonError(
+            "BAD_COMMAND", "the command is not valid Unicode text (it holds a lone surrogate); fix its encoding"
+        ) from None
+    if size > MAX_COMMAND_BYTES:
+        raise FileDaemonError(
+            "BAD_COMMAND",
+            f"the command is {size} bytes long; the limit is {MAX_COMMAND_BYTES} bytes: pass large data through a file instead",
+        )
+
+
+def _check_path(path: object, name: str) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise FileDaemonError("BAD_OPTION", f"the {name} file path must be a str, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or text.strip() == "" or "\0" in text:
+        raise FileDaemonError("BAD_OPTION", f"the {name} file path must be a non-empty string without NUL, got {text!r}")
+    return os.path.abspath(text)
+
+
+def _check_seconds(value: object, name: str, maximum: float, zero_ok: bool = True) -> float:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    low_ok = number is not None and (number >= 0 if zero_ok else number > 0)
+    if number is None or not math.isfinite(number) or not low_ok or number > maximum:
+        low = "from 0" if zero_ok else "above 0"
+        raise FileDaemonError("BAD_OPTION", f"{name} must be a number of seconds {low} and at most {maximum:g}, got {value!r}")
+    return float(number)
+
+
+def _check_flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise FileDaemonError("BAD_OPTION", f"{name} must be True or False, got {value!r}")
+    return value
+
+
+# --- files, reads and atomic writes ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Channel:
+    index: int
+    commands: str
+    results: str
+
+    @property
+    def kill(self) -> str:
+        return self.commands + ".kill"
+
+
+@dataclass(frozen=True)
+class _Files:
+    commands: str
+    results: str
+
+    def __post_init__(self) -> None:
+        if self.commands == self.results:
+            raise FileDaemonError("BAD_OPTION", "the commands and results files must be different files")
+
+    @property
+    def info(self) -> str:
+        return self.commands + ".daemon"
+
+    @property
+    def daemon_lock(self) -> str:
+        return self.commands + ".daemon.lock"
+
+    @property
+    def directories(self) -> List[str]:
+        return sorted({os.path.dirname(self.commands), os.path.dirname(self.results)})
+
+    def channel(self, index: int) -> _Channel:
+        suffix = "" if index == 0 else f".{index}"
+        return _Channel(index, self.commands + suffix, self.results + suffix)
+
+
+def _fs_error(err: OSError, path: str, doing: str) -> FileDaemonError:
+    if err.errno == errno.ENOENT:
+        return FileDaemonError("NO_DIRECTORY", f"cannot {doing} {path}: the directory does not exist; create it or fix the path")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        name = errno.errorcode.get(err.errno, str(err.errno))
+        return FileDaemonError("PERMISSION", f"cannot {doing} {path}: permission denied ({name}); make the directory writable by this user")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FileDaemonError("IO", f"cannot {doing} {path}: the disk is full; free some space")
+    return FileDaemonError("IO", f"cannot {doing} {path}: {err.strerror or err}")
+
+
+def _read(path: str) -> bytes:
+    """A file's content; a missing file reads as empty."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        raise _fs_error(err, path, "read") from err
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Replaces ``path`` with ``data`` in one step: a temp file in the same directory, renamed over it."""
+    temp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.rename(temp, path)
+    except OSError as err:
+        _remove_quietly(temp)
+        raise _fs_error(err, path, "write") from err
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _first_two_lines(content: bytes) -> Tuple[bytes, bytes]:
+    lines = content.split(b"\n", 2)
+    line1 = lines[0]
+    line2 = lines[1] if len(lines) > 1 else b""
+    return _strip_cr(line1), _strip_cr(line2)
+
+
+def _strip_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def _is_blank(data: bytes) -> bool:
+    return data.decode("latin-1").strip(_JS_WHITESPACE) == ""
+
+
+def _parse_json_line(line: bytes) -> Optional[Dict[str, Any]]:
+    if not line.startswith(b"{"):
+        return None
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _as_int(value: object) -> Optional[int]:
+    """A JSON number that is a safe integer, as JavaScript's Number.isSafeInteger sees it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    number = int(value)
+    return number if abs(number) <= 2**53 - 1 else None
+
+
+def _as_pid(value: object) -> Optional[int]:
+    number = _as_int(value)
+    return number if number is not None and number > 0 else None
+
+
+def _as_str(value: object) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def _valid_meta(meta: Optional[Dict[str, Any]]) -> bool:
+    return meta is not None and _as_int(meta.get("v")) == PROTOCOL_VERSION and _is_id(meta.get("id"))
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID_PATTERN.match(value) is not None
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def _encode_command(command: str, command_id: str, timeout_ms: int, capture: bool) -> bytes:
+    meta = {"v": PROTOCOL_VERSION, "id": command_id, "pid": os.getpid(), "pidns": _own_pid_namespace(), "timeout": timeout_ms, "capture": capture}
+    return f"{command}\n{json.dumps(meta, separators=(',', ':'))}\n".encode("utf-8")
+
+
+def _commands_free(content: bytes) -> bool:
+    """True when the commands file holds nothing pending (empty, or line 1 blank)."""
+    return _is_blank(_first_two_lines(content)[0])
+
+
+def _pending_id(content: bytes) -> Optional[str]:
+    """The id of the pending command, or None (nothing pending, or a seed-style command)."""
+    line1, line2 = _first_two_lines(content)
+    if _is_blank(line1):
+        return None
+    meta = _parse_json_line(line2)
+    return meta["id"] if meta is not None and _valid_meta(meta) else None
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A ``running`` or ``done`` record of the results file; ``meta`` is its line 2."""
+
+    state: str
+    id: str
+    pid: Optional[int]
+    pidns: Optional[str]
+    meta: Dict[str, Any]
+
+
+def _decode_results(content: bytes) -> Optional[_Record]:
+    """Our kind of record, or None (empty, a seed-style result, garbage)."""
+    if _is_blank(content):
+        return None
+    line1, line2 = _first_two_lines(content)
+    meta = _parse_json_line(line2)
+    if meta is None or not _valid_meta(meta):
+        return None
+    state = meta.get("state")
+    running = state == "running" and line1 == b""
+    done = state == "done" and meta.get("status") in _STATUSES
+    if not (running or done):
+        return None
+    return _Record(str(state), meta["id"], _as_pid(meta.get("pid")), _as_str(meta.get("pidns")), meta)
+
+
+def _decode_output(value: object) -> Optional[bytes]:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _result_of(record: _Record, channel: int) -> CommandResult:
+    meta = record.meta
+    duration = meta.get("durationMs")
+    return CommandResult(
+        code=_as_int(meta.get("code")),
+        signal=_as_str(meta.get("signal")),
+        status=str(meta["status"]),
+        message=_as_str(meta.get("message")),
+        stdout=_decode_output(meta.get("stdout")),
+        stderr=_decode_output(meta.get("stderr")),
+        stdout_truncated=meta.get("stdoutTruncated") is True,
+        stderr_truncated=meta.get("stderrTruncated") is True,
+        duration_ms=duration if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) else 0,
+        id=record.id,
+        channel=channel,
+    )
+
+
+# --- processes -------------------------------------------------------------------------------
+
+_namespace_cache: List[Optional[str]] = []
+
+
+def _own_pid_namespace() -> Optional[str]:
+    """The target of /proc/self/ns/pid, e.g. ``pid:[4026531836]``; pids only compare within one."""
+    if not _namespace_cache:
+        try:
+            _namespace_cache.append(os.readlink("/proc/self/ns/pid"))
+        except OSError:
+            _namespace_cache.append(None)
+    return _namespace_cache[0]
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _process_start_time(pid: int) -> Optional[str]:
+    """Field 22 of /proc/<pid>/stat: tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("latin-1")
+    except OSError:
+        return None
+    # The process name (field 2) may hold spaces and parentheses: count from the last ')'.
+    fields = stat[stat.rfind(")") + 1 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _owner_gone(record: _Record) -> bool:
+    """True only when the submitter is known to be dead (same pid namespace, no such pid)."""
+    own = _own_pid_namespace()
+    if record.pid is None or record.pidns is None or own is None or record.pidns != own:
+        return False
+    return not _pid_exists(record.pid)
+
+
+@dataclass(frozen=True)
+class _Daemon:
+    pid: int
+    channels: int
+
+
+def _live_daemon(files: _Files) -> Optional[_Daemon]:
+    """The daemon serving these files, or None when none is alive (PROTOCOL.md §3)."""
+    meta = _parse_json_line(_first_two_lines(_read(files.info))[0])
+    pid = _as_pid(meta.get("pid")) if meta is not None and _as_int(meta.get("v")) == PROTOCOL_VERSION else None
+    if meta is None or pid is None:
+        return None
+    start_time = meta.get("startTime")
+    if isinstance(start_time, str):
+        if _process_start_time(pid) != start_time:
+            return None
+    elif not _pid_exists(pid):
+        return None
+    if not os.path.isdir(files.daemon_lock):
+        return None
+    channels = _as_int(meta.get("channels"))
+    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1)
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+def _try_lock(path: str, stale: float) -> bool:
+    """One attempt at the lock on ``path`` (the directory ``path.lock``); a stale one is taken over."""
+    lock = path + ".lock"
+    if _mkdir_lock(lock):
+        return True
+    if not _lock_is_stale(lock, stale):
+        return False
+    try:
+        os.rmdir(lock)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise _fs_error(err, lock, "remove the stale lock") from err
+    return _mkdir_lock(lock)
+
+
+def _mkdir_lock(lock: str) -> bool:
+    try:
+        os.mkdir(lock, LOCK_MODE)
+    except FileExistsError:
+        return False
+    except OSError as err:
+        raise _fs_error(err, lock, "lock") from err
+    return True
+
+
+def _lock_is_stale(lock: str, stale: float) -> bool:
+    """Stale: its mtime is more than ``stale`` s from now, in the past or (clock jumped back) the future."""
+    try:
+        mtime = os.stat(lock).st_mtime
+    except FileNotFoundError:
+        return True
+    except OSError as err:
+        raise _fs_error(err, lock, "check the lock") from err
+    return abs(time.time() - mtime) > stale
+
+
+def _unlock(path: str) -> None:
+    lock = path + ".lock"
+    try:
+        os.rmdir(lock)
+    except FileNotFoundError:
+        pass  # taken over as stale by someone else
+    except OSError as err:
+        raise _fs_error(err, lock, "release the lock") from err
+
+
+@contextlib.contextmanager
+def _channel_locked(channel: _Channel, stale: float) -> Iterator[bool]:
+    """Holds the commands lock, then the results lock; yields False (holding nothing) if either is busy."""
+    if not _try_lock(channel.commands, stale):
+        yield False
+        return
+    try:
+        if not _try_lock(channel.results, stale):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            _unlock(channel.results)
+    finally:
+        _unlock(channel.commands)
+
+
+# --- the submission --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    sleep: float
+    timeout_ms: int
+    capture: bool
+    daemon_wait: float
+    stale: float
+
+
+class _Vanished(Exception):
+    """Our pending command disappeared before the daemon took it (two lock holders)."""
+
+
+class _Submission:
+    def __init__(self, files: _Files, options: _Options) -> None:
+        self.files = files
+        self.options = options
+        self.id = str(uuid.uuid4())
+        self.channel: Optional[_Channel] = None
+        self.dead_since: Optional[float] = None
+
+    def run(self, command: str) -> CommandResult:
+        record = _encode_command(command, self.id, self.options.timeout_ms, self.options.capture)
+        try:
+            result = self._place_and_wait(record)
+        except KeyboardInterrupt:
+            with contextlib.suppress(FileDaemonError):
+                self._cancel()
+            raise
+        except FileDaemonError as err:
+            if err.code not in _SETTLED:
+                self._withdraw_quietly()
+            raise
+        except BaseException:
+            self._withdraw_quietly()
+            raise
+        return _checked(result)
+
+    def _place_and_wait(self, record: bytes) -> CommandResult:
+        for _ in range(MAX_REPLACEMENTS + 1):
+            channel = self._place(record)
+            try:
+                return self._wait(channel)
+            except _Vanished:
+                pass
+        raise FileDaemonError(
+            "LOST",
+            f"the command vanished from {self.files.commands} {MAX_REPLACEMENTS + 1} times before it started "
+            "(another program is writing these files?); it did not run",
+        )
+
+    # placing
+
+    def _place(self, record: bytes) -> _Channel:
+        """Writes the command into the first free channel, waiting for one to free up."""
+        offset = random.randrange(64)
+        while True:
+            daemon = self._require_daemon()
+            if daemon is not None:
+                for i in range(daemon.channels):
+                    channel = self.files.channel((offset + i) % daemon.channels)
+                    if self._try_place(channel, record):
+                        return channel
+            time.sleep(self.options.sleep)
+
+    def _try_place(self, channel: _Channel, record: bytes) -> bool:
+        if not _commands_free(_read(channel.commands)):
+            return False
+        self.channel = channel  # from here on, cleanup looks for our id on this channel
+        with _channel_locked(channel, self.options.stale) as held:
+            if not held or not _commands_free(_read(channel.commands)):
+                return False
+            results = _read(channel.results)
+            if not _is_blank(results):
+                previous = _decode_results(results)
+                # A finished result whose submitter has died will never be collected: clear it.
+                if previous is None or previous.state != "done" or not _owner_gone(previous):
+                    return False
+                _write_atomic(channel.results, b"")
+            _write_atomic(channel.commands, record)
+            return True
+
+    def _require_daemon(self) -> Optional[_Daemon]:
+        daemon = _live_daemon(self.files)
+        if daemon is not None:
+            self.dead_since = None
+            return daemon
+        if self._excused():
+            return None
+        self._check_directories()
+        raise FileDaemonError(
+            "DAEMON_NOT_RUNNING",
+            f"no file-daemon serves {self.files.commands}; nothing was written and the command did not run. "
+            f"Start it with: file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}",
+        )
+
+    def _excused(self) -> bool:
+        """Called when no daemon is alive: True while it has been gone for less than daemon_wait."""
+        now = time.monotonic()
+        if self.dead_since is None:
+            self.dead_since = now
+        return now - self.dead_since < self.options.daemon_wait
+
+    def _daemon_alive_or_excused(self) -> bool:
+        if _live_daemon(self.files) is not None:
+            self.dead_since = None
+            return True
+        return self._excused()
+
+    def _check_directories(self) -> None:
+        for directory in self.files.directories:
+            try:
+                os.stat(directory)
+            except OSError as err:
+                raise _fs_error(err, directory, "use the directory") from err
+
+    # waiting and collecting
+
+    def _wait(self, channel: _Channel) -> CommandResult:
+        """Waits for our result on ``channel``; raises _Vanished if the command disappeared unstarted."""
+        started = False
+        while True:
+            hint = _decode_results(_read(channel.results))
+            look = True
+            if hint is not None and hint.id == self.id and hint.state == "running":
+                started = True
+                look = not self._daemon_alive_or_excused()
+            if look:
+                seen = self._look(channel)
+                if isinstance(seen, CommandResult):
+                    return seen
+                if seen == "running":
+                    started = True
+                if seen == "gone":
+                    if started:
+                        raise FileDaemonError(
+                            "INTERRUPTED",
+                            f"the command started but its result disappeared from {channel.results} "
+                            "(cleared by another program?); its outcome is unknown",
+                        )
+                    raise _Vanished()
+            time.sleep(self.options.sleep)
+
+    def _look(self, channel: _Channel) -> Union[CommandResult, str]:
+        """One look under both locks: the result, or "busy", "pending", "running", "gone"."""
+        with _channel_locked(channel, self.options.stale) as held:
+            if not held:
+                return "busy"
+            results = _decode_results(_read(channel.results))
+            if results is not None and results.id == self.id:
+                if results.state == "done":
+                    _write_atomic(channel.results, b"")
+                    return _result_of(results, channel.index)
+                seen = "running"
+            elif _pending_id(_read(channel.commands)) == self.id:
+                seen = "pending"
+            else:
+                return "gone"
+            if self._daemon_alive_or_excused():
+                return seen
+            if seen == "pending":
+                _write_atomic(channel.commands, b"")
+                raise FileDaemonError(
+                    "DAEMON_NOT_RUNNING",
+                    f"no file-daemon serves {self.files.commands} any more; the command was withdrawn and did not run. "
+                    f"Start the daemon (file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}) and submit again",
+                )
+            # Nobody will write this result now; leave the channel free for the next daemon.
+            _write_atomic(channel.results, b"")
+            raise FileDaemonError(
+                "DAEMON_DIED",
+                f"the file-daemon serving {self.files.commands} died while the command ran; "
+                "its outcome is unknown and it will not be run again. Restart the daemon and check its log",
+            )
+
+    # giving up
+
+    def _cancel(self) -> None:
+        """After Ctrl-C: withdraw our pending command, or kill our running one and wait for its result."""
+        channel = self.channel
+        if channel is None:
+            return
+        state = self._withdraw(channel)
+        if state != "running":
+            return
+        _write_atomic(channel.kill, f"{self.id}\n".encode("utf-8"))
+        with contextlib.suppress(FileDaemonError, _Vanished):
+            self._wait(channel)
+
+    def _withdraw_quietly(self) -> None:
+        if self.channel is None:
+            return
+        with contextlib.suppress(FileDaemonError):
+            self._withdraw(self.channel)
+
+    def _withdraw(self, channel: _Channel) -> str:
+        """Empties the commands file if it still holds our command. Returns what was found:
+        "withdrawn", "running", "done" or "gone" (or "busy" when the locks stayed taken)."""
+        deadline = time.monotonic() + self.options.stale
+        while True:
+            with _channel_locked(channel, self.options.stale) as held:
+                if held:
+                    return self._withdraw_locked(channel)
+            if time.monotonic() >= deadline:
+                return "busy"
+            time.sleep(self.options.sleep)
+
+    def _withdraw_locked(self, channel: _Channel) -> str:
+        if _pending_id(_read(channel.commands)) == self.id:
+            _write_atomic(channel.commands, b"")
+            return "withdrawn"
+        results = _decode_results(_read(channel.results))
+        if results is None or results.id != self.id:
+            return "gone"
+        if results.state == "done":
+            _write_atomic(channel.results, b"")
+            return "done"
+        return "running"
+
+
+def _checked(result: CommandResult) -> CommandResult:
+    """Returns a result that ended by itself; raises for timeout, killed, interrupted, failed, refused."""
+    code = _FAILURES.get(result.status)
+    if code is None:
+        return result
+    reason = result.message or f"the command ended with status {result.status}"
+    raise FileDaemonError(code, f"{reason} ({_ADVICE[result.status]})", result)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python3 file_daemon.py COMMANDS RESULTS SLEEP_TIME [options] -- COMMAND...``"""
+    parser = argparse.ArgumentParser(
+        prog="file_daemon.py",
+        description="Run COMMAND through the file-daemon serving COMMANDS/RESULTS and exit with its "
+        "exit status (128+N if signal N ended it; 125 if the file-daemon itself failed).",
+    )
+    parser.add_argument("commands", help="the commands file the daemon reads")
+    parser.add_argument("results", help="the results file the daemon writes")
+    parser.add_argument("sleep_time", type=float, help="seconds between looks at the files, e.g. 0.5")
+    parser.add_argument("command", nargs="+", help="the shell command (put -- before it)")
+    parser.add_argument("--timeout", type=float, default=0, help="kill the command after this many seconds")
+    parser.add_argument("--output", action="store_true", help="print the command's stdout and stderr")
+    parser.add_argument("--wait", type=float, default=0, help="seconds to wait for a daemon to appear")
+    args = parser.parse_args(argv)
+    try:
+        result = submit_command(
+            " ".join(args.command), args.commands, args.results, args.sleep_time,
+            timeout=args.timeout, capture=args.output, daemon_wait=args.wait,
+        )
+    except FileDaemonError as err:
+        print(f"file_daemon: {err} [{err.code}]", file=sys.stderr)
+        if err.result is None:
+            return 125
+        _print_output(err.result)
+        return err.result.return_code if err.result.return_code >= 0 else 125
+    except KeyboardInterrupt:
+        return 130
+    _print_output(result)
+    return result.return_code if result.return_code >= 0 else 125
+
+
+def _print_output(result: CommandResult) -> None:
+    if result.stdout is not None:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.flush()
+    if result.stderr is not None:
+        sys.stderr.buffer.write(result.stderr)
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
