@@ -1,0 +1,101 @@
+import fs from "node:fs";
+import path from "node:path";
+import { isPidAlive, processStartTime } from "../protocol/liveness";
+
+/** The CLI that runs the daemon in the foreground (dist/src/engine → repo/bin). */
+export const DAEMON_SCRIPT = path.resolve(__dirname, "../../../bin/file-daemon.js");
+
+export interface LaunchOptions {
+  readonly commands: string;
+  readonly results: string;
+  readonly sleepTime: number;
+  readonly channels: number;
+  /** The daemon's own log; its stderr (fatal start-up errors) is appended there too. */
+  readonly logFile: string;
+  /** On SIGTERM, seconds running commands may finish before they are killed. */
+  readonly stopGraceSeconds: number;
+}
+
+export interface DaemonExit {
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** "exit code 1", "killed by SIGKILL", "could not be started: …". */
+  readonly description: string;
+}
+
+export interface LaunchedDaemon {
+  readonly pid: number | null;
+  readonly exited: Promise<DaemonExit>;
+}
+
+/**
+ * Starts the daemon as a detached child (its own session), with no pipes to this process and
+ * unref()-ed, so it can outlive the process that started it and never holds it open.
+ */
+export async function launchDaemon(options: LaunchOptions): Promise<LaunchedDaemon> {
+  const { execa } = await import("execa");
+  const args = [
+    DAEMON_SCRIPT,
+    options.results,
+    options.commands,
+    String(options.sleepTime),
+    "--channels",
+    String(options.channels),
+    "--log",
+    options.logFile,
+    "--stop-grace",
+    String(options.stopGraceSeconds),
+  ];
+  const logFd = fs.openSync(options.logFile, "a", 0o600);
+  try {
+    const subprocess = execa(process.execPath, args, {
+      detached: true,
+      cleanup: false,
+      reject: false,
+      buffer: false,
+      stdin: "ignore",
+      stdout: "ignore",
+      // Inherited as is (no pipe through this process). execa accepts any descriptor at run
+      // time (lib/stdio/handle.js) but its typings only list the numbers 1 to 9.
+      stderr: logFd as 2,
+    });
+    const child = subprocess.nodeChildProcess;
+    const exited = new Promise<DaemonExit>((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal, description: signal === null ? `exit code ${code}` : `killed by ${signal}` }));
+      child.once("error", (err) => resolve({ code: null, signal: null, description: `could not be started: ${err.message}` }));
+    });
+    // reject: false resolves on failure too; the handler only keeps rejections from surfacing.
+    subprocess.then(
+      () => undefined,
+      () => undefined,
+    );
+    child.unref();
+    return { pid: child.pid ?? null, exited };
+  } finally {
+    fs.closeSync(logFd);
+  }
+}
+
+/** True once `pid` no longer names the process that started at `startTime`. */
+export async function isGone(pid: number, startTime: string | null): Promise<boolean> {
+  if (startTime === null) return !isPidAlive(pid);
+  return (await processStartTime(pid)) !== startTime;
+}
+
+/** The last `count` lines of a log file, joined by " | " (empty when unreadable). */
+export function logTail(file: string, count = 5): string {
+  try {
+    const size = fs.statSync(file).size;
+    const length = Math.min(size, 4096);
+    const buffer = Buffer.alloc(length);
+    const fd = fs.openSync(file, "r");
+    try {
+      fs.readSync(fd, buffer, 0, length, size - length);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return buffer.toString("utf8").trim().split("\n").slice(-count).join(" | ");
+  } catch {
+    return "";
+  }
+}

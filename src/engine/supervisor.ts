@@ -1,0 +1,251 @@
+import { EventEmitter } from "node:events";
+import path from "node:path";
+import { readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { daemonFiles, type DaemonFiles } from "../protocol/paths";
+import { isGone, launchDaemon, logTail, type DaemonExit } from "./daemon-process";
+import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
+import { channelCount, checkPath, sleepTimeMs } from "./settings";
+import { pause, untilAborted } from "./pause";
+
+export type SupervisorState = "starting" | "running" | "restarting" | "failed" | "stopped";
+
+export interface SupervisorStatus {
+  readonly state: SupervisorState;
+  /** The daemon's pid while one is known. */
+  readonly pid: number | null;
+  /** What the daemon publishes about itself while it runs. */
+  readonly info: DaemonInfo | null;
+  /** What happened, for people: "adopted daemon pid 42", "…restarting in 200 ms". */
+  readonly message: string;
+}
+
+export interface SupervisorOptions {
+  readonly commands: string;
+  readonly results: string;
+  /** Seconds, as the daemon takes it. */
+  readonly sleepTime: number;
+  readonly channels?: number;
+  /** Default `<commands>.log`. */
+  readonly logFile?: string;
+  /** How long a new daemon may take to serve its files (default 10 s). */
+  readonly readyTimeoutMs?: number;
+  /** How often an adopted daemon (not our child) is checked (default 1 s). */
+  readonly pollMs?: number;
+  /** Seconds running commands get to finish when the daemon is stopped (default 5). */
+  readonly stopGraceSeconds?: number;
+  readonly restart?: Partial<RestartPolicyOptions>;
+}
+
+/** How long `stop(true)` waits for the daemon to exit before it is killed outright. */
+export const STOP_TIMEOUT_MS = 12_000;
+const READY_POLL_MS = 50;
+const ALREADY_RUNNING_GRACE_MS = 2000;
+
+/** One running daemon as the supervisor sees it; `ended` resolves when it stops serving. */
+interface Life {
+  readonly pid: number;
+  readonly info: DaemonInfo;
+  readonly ended: Promise<string>;
+}
+
+/**
+ * Managed mode: keeps one daemon serving the files. Adopts a daemon that already serves them,
+ * otherwise starts one (the only process it ever starts), and restarts it with backoff.
+ * Emits "state" with a SupervisorStatus on every change.
+ */
+export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
+  readonly files: DaemonFiles;
+  readonly logFile: string;
+  private readonly channels: number;
+  private readonly policy: RestartPolicy;
+  private readonly stopping = new AbortController();
+  private current: SupervisorStatus = { state: "stopped", pid: null, info: null, message: "not started" };
+  private loop: Promise<void> | null = null;
+  private childPid: number | null = null;
+
+  constructor(private readonly options: SupervisorOptions) {
+    super();
+    this.files = daemonFiles(checkPath(options.commands, "commands"), checkPath(options.results, "results"));
+    sleepTimeMs(options.sleepTime);
+    this.channels = channelCount(options.channels ?? 1);
+    this.logFile = path.resolve(options.logFile ?? `${this.files.commands}.log`);
+    this.policy = new RestartPolicy(options.restart);
+  }
+
+  get status(): SupervisorStatus {
+    return this.current;
+  }
+
+  /** Starts supervising; resolves once the daemon serves the files, or supervision failed. */
+  start(): Promise<SupervisorStatus> {
+    if (this.loop !== null) throw new Error("the supervisor was already started");
+    const settled = new Promise<SupervisorStatus>((resolve) => {
+      const onState = (status: SupervisorStatus) => {
+        if (status.state === "starting" || status.state === "restarting") return;
+        this.off("state", onState);
+        resolve(status);
+      };
+      this.on("state", onState);
+    });
+    this.setStatus("starting", null, null, `starting a daemon for ${this.files.commands}`);
+    this.loop = this.supervise().catch((err: unknown) => {
+      this.setStatus("failed", null, null, `supervision stopped on an unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    return settled;
+  }
+
+  /**
+   * Stops supervising. With `killDaemon`, also stops the daemon (SIGTERM, then SIGKILL after
+   * STOP_TIMEOUT_MS) and resolves once it has exited.
+   */
+  async stop(killDaemon: boolean): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+    if (killDaemon) {
+      const live = await readLiveDaemon(this.files);
+      const pid = live?.pid ?? this.childPid;
+      if (pid !== null) await this.terminate(pid, live?.startTime ?? null);
+    }
+    const message = killDaemon ? "stopped, and the daemon with it" : `stopped supervising; the daemon${this.current.pid === null ? "" : ` (pid ${this.current.pid})`} keeps running`;
+    this.setStatus("stopped", killDaemon ? null : this.current.pid, null, message);
+  }
+
+  private async supervise(): Promise<void> {
+    let restarting = false;
+    while (!this.stopping.signal.aborted) {
+      const attemptStarted = performance.now();
+      const life = await this.adoptOrLaunch(restarting);
+      if (this.stopping.signal.aborted) return;
+      let why: string;
+      let uptimeMs: number;
+      if (typeof life === "string") {
+        why = life;
+        uptimeMs = performance.now() - attemptStarted;
+      } else {
+        const upSince = performance.now();
+        why = await untilAborted(life.ended, this.stopping.signal, "");
+        if (this.stopping.signal.aborted) return;
+        uptimeMs = performance.now() - upSince;
+      }
+      if (await this.anotherDaemonServes()) continue;
+      const decision = this.policy.onDeath(uptimeMs);
+      if ("giveUp" in decision) {
+        const tail = logTail(this.logFile);
+        this.setStatus("failed", null, null, `gave up on the daemon: ${decision.giveUp}; last: ${why}${tail === "" ? "" : `; log ${this.logFile}: ${tail}`}`);
+        return;
+      }
+      this.setStatus("restarting", null, null, `the daemon ${why}; restarting in ${decision.restartInMs} ms`);
+      await pause(decision.restartInMs, this.stopping.signal);
+      restarting = true;
+    }
+  }
+
+  /** A running daemon, or why none could be started. */
+  private async adoptOrLaunch(restarting: boolean): Promise<Life | string> {
+    const live = await readLiveDaemon(this.files);
+    if (live !== null) {
+      this.setStatus("running", live.pid, live, `adopted the daemon already serving ${this.files.commands} (pid ${live.pid})`);
+      return { pid: live.pid, info: live, ended: this.watchAdopted(live) };
+    }
+    if (restarting) this.setStatus("restarting", null, null, `starting a new daemon for ${this.files.commands}`);
+    const launched = await launchDaemon({
+      commands: this.files.commands,
+      results: this.files.results,
+      sleepTime: this.options.sleepTime,
+      channels: this.channels,
+      logFile: this.logFile,
+      stopGraceSeconds: this.options.stopGraceSeconds ?? 5,
+    });
+    this.childPid = launched.pid;
+    const ready = await this.waitUntilServing(launched.pid, launched.exited);
+    if (typeof ready === "string") return ready;
+    this.setStatus("running", ready.pid, ready, `started the daemon (pid ${ready.pid}); log: ${this.logFile}`);
+    return { pid: ready.pid, info: ready, ended: this.watchChild(ready, launched.exited) };
+  }
+
+  private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | string> {
+    let exit: DaemonExit | null = null;
+    void exited.then((value) => (exit = value));
+    const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
+    while (!this.stopping.signal.aborted) {
+      if (exit !== null) return `${describeExit(exit)} before it was ready`;
+      const live = await readLiveDaemon(this.files);
+      if (live !== null && live.pid === pid) return live;
+      if (performance.now() >= deadline && pid !== null) {
+        await this.terminate(pid, null);
+        return `was not serving ${this.files.commands} ${(this.options.readyTimeoutMs ?? 10_000) / 1000} s after it started, so it was stopped`;
+      }
+      await pause(READY_POLL_MS, this.stopping.signal);
+    }
+    return "was abandoned: supervision stopped";
+  }
+
+  /**
+   * Whether someone else (another Node-RED, systemd, a person) serves the files now, so that
+   * daemon is adopted instead of counting a crash. A daemon refused with "already serves" may
+   * have met one that holds the lock but has not published its info yet: give it a moment.
+   */
+  private async anotherDaemonServes(): Promise<boolean> {
+    const refused = logTail(this.logFile, 2).includes("already serves");
+    const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
+    for (;;) {
+      if ((await readLiveDaemon(this.files)) !== null) return true;
+      if (performance.now() >= deadline || this.stopping.signal.aborted) return false;
+      await pause(READY_POLL_MS, this.stopping.signal);
+    }
+  }
+
+  /**
+   * Resolves when our own child exits. The exit event says how; the poll is a fallback that
+   * also keeps this process's event loop alive while it supervises an unref()-ed child.
+   */
+  private async watchChild(info: DaemonInfo, exited: Promise<DaemonExit>): Promise<string> {
+    let exit: DaemonExit | null = null;
+    void exited.then((value) => (exit = value));
+    while (!this.stopping.signal.aborted) {
+      await untilAborted(Promise.race([exited, pause(this.options.pollMs ?? 1000)]), this.stopping.signal, undefined);
+      if (exit !== null) return describeExit(exit);
+      if (await isGone(info.pid, info.startTime)) return `pid ${info.pid} is gone`;
+    }
+    return "";
+  }
+
+  /** Resolves when an adopted daemon (maybe not our child) stops serving the files. */
+  private async watchAdopted(info: DaemonInfo): Promise<string> {
+    while (!this.stopping.signal.aborted) {
+      await pause(this.options.pollMs ?? 1000, this.stopping.signal);
+      const live = await readLiveDaemon(this.files);
+      if (live === null || live.pid !== info.pid) return `pid ${info.pid} stopped serving ${this.files.commands}`;
+    }
+    return "";
+  }
+
+  private async terminate(pid: number, startTime: string | null): Promise<void> {
+    signal(pid, "SIGTERM");
+    const deadline = performance.now() + STOP_TIMEOUT_MS;
+    while (!(await isGone(pid, startTime))) {
+      if (performance.now() >= deadline) {
+        signal(pid, "SIGKILL");
+        return;
+      }
+      await pause(READY_POLL_MS);
+    }
+  }
+
+  private setStatus(state: SupervisorState, pid: number | null, info: DaemonInfo | null, message: string): void {
+    this.current = { state, pid, info, message };
+    this.emit("state", this.current);
+  }
+}
+
+function describeExit(exit: DaemonExit): string {
+  return exit.description.startsWith("could not") ? exit.description : `exited (${exit.description})`;
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
