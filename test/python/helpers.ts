@@ -2,7 +2,7 @@
 // calls python/file_daemon.py and prints one JSON line per call, and file-protocol helpers
 // (a fake live daemon, lock directories) for the cases a real daemon cannot be made to show.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -232,4 +232,61 @@ export function groupExists(pgid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** Runs `fn` holding both locks of a channel (mkdir, commands first), as any protocol party would. */
+export async function withLocks<T>(commands: string, results: string, fn: () => T): Promise<T> {
+  await waitFor(`the locks of ${commands}`, () => {
+    if (!tryMkdir(`${commands}.lock`)) return false;
+    if (tryMkdir(`${results}.lock`)) return true;
+    rmdirSync(`${commands}.lock`);
+    return false;
+  });
+  try {
+    return fn();
+  } finally {
+    rmdirSync(`${results}.lock`);
+    rmdirSync(`${commands}.lock`);
+  }
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    mkdirSync(dir, 0o700);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
+/** The pid of a process that has exited (and so names nobody, until pids wrap around). */
+export async function deadPid(): Promise<number> {
+  const child = spawn("true", [], { stdio: "ignore" });
+  await new Promise((resolve) => child.once("exit", resolve));
+  return child.pid as number;
+}
+
+export interface DaemonProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  output(): string;
+}
+
+/** Starts `file-daemon RESULTS COMMANDS SLEEP` as a child process (so a test can SIGKILL it) and waits until it serves. */
+export async function startDaemonProcess(commands: string, results: string, extra: string[] = []): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [CLI, results, commands, String(SLEEP), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await waitFor(`the daemon to serve ${commands}`, () => child.exitCode !== null || readOrEmpty(`${commands}.daemon`).includes(`"pid":${child.pid},`));
+  if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode}: ${output}`);
+  return { child, exited, output: () => output };
+}
+
+export async function stopDaemonProcess(daemon: DaemonProcess | undefined): Promise<void> {
+  if (daemon === undefined || daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
+  daemon.child.kill("SIGTERM");
+  await daemon.exited;
 }
