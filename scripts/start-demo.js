@@ -47,7 +47,7 @@ child.on("exit", async (code, signal) => {
 });
 
 async function stopManagedDaemons() {
-  let flows = [];
+  let flows;
   try {
     flows = JSON.parse(fs.readFileSync(flowFile, "utf8"));
   } catch {
