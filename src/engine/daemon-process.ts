@@ -1,6 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
+import { readLiveDaemon } from "../protocol/daemon-info";
 import { isPidAlive, processStartTime } from "../protocol/liveness";
+import type { DaemonFiles } from "../protocol/paths";
+import { pause } from "./pause";
 
 /** The CLI that runs the daemon in the foreground (dist/src/engine → repo/bin). */
 export const DAEMON_SCRIPT = path.resolve(__dirname, "../../../bin/file-daemon.js");
@@ -73,6 +76,43 @@ export async function launchDaemon(options: LaunchOptions): Promise<LaunchedDaem
     return { pid: child.pid ?? null, exited };
   } finally {
     fs.closeSync(logFd);
+  }
+}
+
+/** How long a stop waits for the daemon to exit before it is killed outright. */
+export const STOP_TIMEOUT_MS = 12_000;
+const EXIT_POLL_MS = 50;
+
+/**
+ * SIGTERM (the daemon's clean stop), then SIGKILL if it has not exited after `timeoutMs`.
+ * Resolves to how it ended.
+ */
+export async function terminateDaemon(pid: number, startTime: string | null, timeoutMs = STOP_TIMEOUT_MS): Promise<"exited" | "killed"> {
+  sendSignal(pid, "SIGTERM");
+  const deadline = performance.now() + timeoutMs;
+  while (!(await isGone(pid, startTime))) {
+    if (performance.now() >= deadline) {
+      sendSignal(pid, "SIGKILL");
+      return "killed";
+    }
+    await pause(EXIT_POLL_MS);
+  }
+  return "exited";
+}
+
+/** Stops whichever daemon serves `files`; resolves to its pid, or null when none did. */
+export async function stopLiveDaemon(files: DaemonFiles): Promise<number | null> {
+  const live = await readLiveDaemon(files);
+  if (live === null) return null;
+  await terminateDaemon(live.pid, live.startTime);
+  return live.pid;
+}
+
+function sendSignal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
   }
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import path from "node:path";
 import { readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
-import { isGone, launchDaemon, logTail, type DaemonExit } from "./daemon-process";
+import { isGone, launchDaemon, logTail, terminateDaemon, type DaemonExit } from "./daemon-process";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { pause, untilAborted } from "./pause";
@@ -36,8 +36,6 @@ export interface SupervisorOptions {
   readonly restart?: Partial<RestartPolicyOptions>;
 }
 
-/** How long `stop(true)` waits for the daemon to exit before it is killed outright. */
-export const STOP_TIMEOUT_MS = 12_000;
 const READY_POLL_MS = 50;
 const ALREADY_RUNNING_GRACE_MS = 2000;
 
@@ -96,7 +94,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /**
    * Stops supervising. With `killDaemon`, also stops the daemon (SIGTERM, then SIGKILL after
-   * STOP_TIMEOUT_MS) and resolves once it has exited.
+   * STOP_TIMEOUT_MS, 12 s) and resolves once it has exited.
    */
   async stop(killDaemon: boolean): Promise<void> {
     this.stopping.abort();
@@ -104,7 +102,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     if (killDaemon) {
       const live = await readLiveDaemon(this.files);
       const pid = live?.pid ?? this.childPid;
-      if (pid !== null) await this.terminate(pid, live?.startTime ?? null);
+      if (pid !== null) await terminateDaemon(pid, live?.startTime ?? null);
     }
     const message = killDaemon ? "stopped, and the daemon with it" : `stopped supervising; the daemon${this.current.pid === null ? "" : ` (pid ${this.current.pid})`} keeps running`;
     this.setStatus("stopped", killDaemon ? null : this.current.pid, null, message);
@@ -142,7 +140,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /** A running daemon, or why none could be started. */
   private async adoptOrLaunch(restarting: boolean): Promise<Life | string> {
-    const live = await readLiveDaemon(this.files);
+    let live = await readLiveDaemon(this.files);
+    if (live !== null && !restarting && this.differs(live)) live = await this.replace(live);
     if (live !== null) {
       this.setStatus("running", live.pid, live, `adopted the daemon already serving ${this.files.commands} (pid ${live.pid})`);
       return { pid: live.pid, info: live, ended: this.watchAdopted(live) };
@@ -163,6 +162,21 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     return { pid: ready.pid, info: ready, ended: this.watchChild(ready, launched.exited) };
   }
 
+  /** Whether a daemon found at start-up runs with other settings than the ones asked for. */
+  private differs(live: DaemonInfo): boolean {
+    return live.channels !== this.channels || live.sleepTime !== sleepTimeMs(this.options.sleepTime) / 1000;
+  }
+
+  /**
+   * Managed mode owns the daemon's settings: one left running with other settings (say, the
+   * channels were changed and redeployed) is stopped so a new one starts. Null once it is gone.
+   */
+  private async replace(live: DaemonInfo): Promise<DaemonInfo | null> {
+    this.setStatus("starting", live.pid, live, `the daemon pid ${live.pid} runs with ${live.channels} channel(s), sleep ${live.sleepTime} s; replacing it with ${this.channels} channel(s), sleep ${this.options.sleepTime} s`);
+    await terminateDaemon(live.pid, live.startTime);
+    return readLiveDaemon(this.files);
+  }
+
   private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | string> {
     let exit: DaemonExit | null = null;
     void exited.then((value) => (exit = value));
@@ -172,7 +186,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       const live = await readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
       if (performance.now() >= deadline && pid !== null) {
-        await this.terminate(pid, null);
+        await terminateDaemon(pid, null);
         return `was not serving ${this.files.commands} ${(this.options.readyTimeoutMs ?? 10_000) / 1000} s after it started, so it was stopped`;
       }
       await pause(READY_POLL_MS, this.stopping.signal);
@@ -220,18 +234,6 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     return "";
   }
 
-  private async terminate(pid: number, startTime: string | null): Promise<void> {
-    signal(pid, "SIGTERM");
-    const deadline = performance.now() + STOP_TIMEOUT_MS;
-    while (!(await isGone(pid, startTime))) {
-      if (performance.now() >= deadline) {
-        signal(pid, "SIGKILL");
-        return;
-      }
-      await pause(READY_POLL_MS);
-    }
-  }
-
   private setStatus(state: SupervisorState, pid: number | null, info: DaemonInfo | null, message: string): void {
     this.current = { state, pid, info, message };
     this.emit("state", this.current);
@@ -240,12 +242,4 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
 function describeExit(exit: DaemonExit): string {
   return exit.description.startsWith("could not") ? exit.description : `exited (${exit.description})`;
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // Already gone.
-  }
 }

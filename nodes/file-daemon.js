@@ -1,0 +1,2 @@
+// Node-RED wants each node's .js, .html, icons/ and locales/ side by side; TypeScript compiles to dist/.
+module.exports = require("../dist/src/nodes/file-daemon.js");

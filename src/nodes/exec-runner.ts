@@ -1,0 +1,131 @@
+import { CommandFailedError, submitCommand, type CommandResult } from "../engine/client";
+import { CommandQueue } from "../engine/command-queue";
+import { pause } from "../engine/pause";
+import { timeoutMs } from "../engine/settings";
+import { healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
+import { commandFor } from "./exec-command";
+import { applyResult, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
+import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction } from "./node-red-types";
+
+/** A `file-daemon-exec` node as the editor saves it. */
+export interface ExecDef extends NodeDef {
+  readonly daemon?: string;
+  readonly command?: string;
+  readonly appendPayload?: boolean;
+  /** Seconds, 0 = none; msg.timeout overrides it. */
+  readonly timeout?: number | string;
+  readonly capture?: boolean;
+  readonly failOnNonZero?: boolean;
+}
+
+/** Node-RED gives a closing node 15 s; running commands are killed well within that. */
+const CLOSE_WAIT_MS = 12_000;
+const CLOSED = "the node was closed (redeploy or Node-RED stopping)";
+
+/**
+ * What one exec node does with its messages: build the command, queue it, submit it through
+ * the daemon's files (never a process of its own), and report the outcome on msg and status.
+ */
+export class ExecRunner {
+  private readonly queue: CommandQueue<CommandResult>;
+  private readonly unsubscribe: () => void;
+  /** What the status shows when nothing runs or waits: the last outcome or daemon change. */
+  private idleStatus: NodeStatus;
+  private closing = false;
+
+  constructor(
+    private readonly node: Node,
+    private readonly def: ExecDef,
+    private readonly daemon: DaemonConnection,
+  ) {
+    this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
+    this.idleStatus = healthStatus(daemon.health);
+    this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
+    this.showStatus();
+  }
+
+  handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
+    if (msg.kill) {
+      // Like the core exec node: msg.kill stops what runs; it is not a command itself.
+      this.queue.abortRunning("msg.kill");
+      done();
+      return;
+    }
+    let command: string;
+    let timeout: number;
+    try {
+      command = commandFor({ command: this.def.command ?? "", appendPayload: this.def.appendPayload === true }, msg.payload);
+      timeout = this.timeoutFor(msg);
+    } catch (err) {
+      this.fail(msg, err, done);
+      return;
+    }
+    const capture = this.def.capture === true;
+    const { commandsFile, resultsFile, sleepTime } = this.daemon;
+    this.queue
+      .push((signal) => submitCommand(command, commandsFile, resultsFile, sleepTime, { timeout, capture, signal, daemonWait: this.daemon.daemonWaitSeconds() }))
+      .then(
+        (result) => this.succeed(msg, result, send, done),
+        (err: unknown) => this.fail(msg, err, done),
+      );
+  }
+
+  /** Refuses waiting messages, kills running commands, and resolves once they ended (bounded). */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.unsubscribe();
+    const stopped = new AbortController();
+    await Promise.race([this.queue.close(CLOSED), pause(CLOSE_WAIT_MS, stopped.signal)]);
+    stopped.abort();
+  }
+
+  private succeed(msg: NodeMessage, result: CommandResult, send: SendFunction, done: DoneFunction): void {
+    const capture = this.def.capture === true;
+    if (this.def.failOnNonZero === true && isNonZero(result)) {
+      this.fail(msg, new NonZeroExitError(result), done, result);
+      return;
+    }
+    applyResult(msg, result, capture);
+    this.idleStatus = resultStatus(result);
+    this.showStatus();
+    send(msg);
+    done();
+  }
+
+  /** Ends the message with an error a Catch node sees; msg.rc (and output) when it ran. */
+  private fail(msg: NodeMessage, err: unknown, done: DoneFunction, ran: CommandResult | null = null): void {
+    const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
+    if (result !== null) {
+      msg.rc = returnCode(result);
+      if (this.def.capture === true) {
+        msg.stdout = result.stdout?.toString("utf8") ?? "";
+        msg.stderr = result.stderr?.toString("utf8") ?? "";
+      }
+    }
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.closing && !error.message.startsWith(CLOSED)) error.message = `${CLOSED}: ${error.message}`;
+    this.idleStatus = failureStatus(error, result);
+    this.showStatus();
+    done(error);
+  }
+
+  private timeoutFor(msg: NodeMessage): number {
+    if (msg.timeout !== undefined && msg.timeout !== null) return timeoutMs(msg.timeout, "msg.timeout") / 1000;
+    return timeoutMs(this.def.timeout, "the node's timeout") / 1000;
+  }
+
+  private onHealth(health: DaemonHealth): void {
+    this.queue.setConcurrency(Math.max(1, health.channels));
+    this.idleStatus = healthStatus(health);
+    this.showStatus();
+  }
+
+  private showStatus(): void {
+    if (this.closing) return;
+    const { waitingCount, runningCount } = this.queue;
+    if (waitingCount >= this.queue.maxWaiting) this.node.status({ fill: "red", shape: "dot", text: "queue full" });
+    else if (waitingCount > 0) this.node.status({ fill: "blue", shape: "dot", text: `queued ${waitingCount}` });
+    else if (runningCount > 0) this.node.status({ fill: "blue", shape: "dot", text: "running" });
+    else this.node.status(this.idleStatus);
+  }
+}

@@ -1,0 +1,46 @@
+/** The few parts of Node-RED's runtime API these nodes use (no @types/node-red is installed). */
+
+export type NodeMessage = Record<string, unknown> & { payload?: unknown };
+
+export interface NodeStatus {
+  readonly fill?: "red" | "green" | "yellow" | "blue" | "grey";
+  readonly shape?: "ring" | "dot";
+  readonly text?: string;
+}
+
+export type SendFunction = (msg: NodeMessage) => void;
+export type DoneFunction = (err?: Error) => void;
+
+export interface Node {
+  readonly id: string;
+  readonly type: string;
+  name?: string;
+  on(event: "input", listener: (msg: NodeMessage, send: SendFunction, done: DoneFunction) => void): void;
+  on(event: "close", listener: (removed: boolean, done: () => void) => void): void;
+  status(status: NodeStatus): void;
+  send(msg: NodeMessage): void;
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string | Error, msg?: NodeMessage): void;
+}
+
+/** The properties every node definition carries; each node type adds its own. */
+export interface NodeDef {
+  readonly id: string;
+  readonly type: string;
+  readonly name?: string;
+  readonly z?: string;
+}
+
+export interface NodeAPI {
+  readonly nodes: {
+    createNode(node: Node, def: NodeDef): void;
+    registerType(type: string, constructor: (this: Node, def: never) => void): void;
+    getNode(id: string): Node | null;
+  };
+  readonly events: {
+    on(event: string, listener: () => void): void;
+    off?(event: string, listener: () => void): void;
+    removeListener(event: string, listener: () => void): void;
+  };
+}

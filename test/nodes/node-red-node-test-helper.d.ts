@@ -1,0 +1,24 @@
+/** The parts of node-red-node-test-helper (which ships no types) that these tests use. */
+declare module "node-red-node-test-helper" {
+  type FlowNode = Record<string, unknown> & { id: string; type: string };
+  type NodeModule = (RED: never) => void;
+
+  interface TestNode {
+    readonly id: string;
+    on(event: "input", listener: (msg: Record<string, unknown>) => void): void;
+    on(event: string, listener: (...args: never[]) => void): void;
+    receive(msg: Record<string, unknown>): void;
+    status: unknown;
+  }
+
+  interface NodeTestHelper {
+    init(runtimePath: string, userSettings?: Record<string, unknown>): void;
+    load(nodes: NodeModule | NodeModule[], flow: FlowNode[]): Promise<void>;
+    setFlows(flow: FlowNode[], type?: "full" | "flows" | "nodes"): Promise<void>;
+    unload(): Promise<void>;
+    getNode(id: string): TestNode | null;
+  }
+
+  const helper: NodeTestHelper;
+  export = helper;
+}
