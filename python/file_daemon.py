@@ -513,14 +513,17 @@ def _try_lock(path: str, stale: float) -> bool:
     lock = path + ".lock"
     if _mkdir_lock(lock):
         return True
-    if not _lock_is_stale(lock, stale):
+    state = _lock_state(lock, stale)
+    if state == "held":
         return False
-    try:
-        os.rmdir(lock)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        raise _fs_error(err, lock, "remove the stale lock") from err
+    if state == "stale":
+        try:
+            os.rmdir(lock)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise _fs_error(err, lock, "remove the stale lock") from err
+    # "gone": released between our mkdir and stat; never rmdir then, it may be someone's new lock.
     return _mkdir_lock(lock)
 
 
@@ -534,15 +537,16 @@ def _mkdir_lock(lock: str) -> bool:
     return True
 
 
-def _lock_is_stale(lock: str, stale: float) -> bool:
-    """Stale: its mtime is more than ``stale`` s from now, in the past or (clock jumped back) the future."""
+def _lock_state(lock: str, stale: float) -> str:
+    """What the lock directory is: "stale" when its mtime is more than ``stale`` s from now, in
+    the past or (a clock that jumped back) in the future; "gone" when it no longer exists; else "held"."""
     try:
         mtime = os.stat(lock).st_mtime
     except FileNotFoundError:
-        return True
+        return "gone"
     except OSError as err:
         raise _fs_error(err, lock, "check the lock") from err
-    return abs(time.time() - mtime) > stale
+    return "stale" if abs(time.time() - mtime) > stale else "held"
 
 
 def _unlock(path: str) -> None:
