@@ -8,6 +8,7 @@ import {
   deadPid,
   delay,
   fakeDaemon,
+  killPythons,
   groupExists,
   killGroup,
   pendingMeta,
@@ -29,10 +30,18 @@ import {
 
 describe("python client: failures and recovery", function () {
   this.timeout(30_000);
-  const tmp = useTempDir();
   let daemon: Daemon | undefined;
   let daemonProcess: DaemonProcess | undefined;
   const groups: number[] = [];
+  afterEach(async () => {
+    killPythons();
+    await daemon?.stop();
+    daemon = undefined;
+    await stopDaemonProcess(daemonProcess);
+    daemonProcess = undefined;
+    for (const pgid of groups.splice(0)) killGroup(pgid);
+  });
+  const tmp = useTempDir();
   const files = () => ({ commands: tmp.file("commands"), results: tmp.file("results") });
   const start = async (options: { stale?: number } = {}) => {
     daemon = await Daemon.start({ ...files(), sleepTime: SLEEP, ...options });
@@ -44,14 +53,6 @@ describe("python client: failures and recovery", function () {
     groups.push(pgid);
     return pgid;
   };
-
-  afterEach(async () => {
-    await daemon?.stop();
-    daemon = undefined;
-    await stopDaemonProcess(daemonProcess);
-    daemonProcess = undefined;
-    for (const pgid of groups.splice(0)) killGroup(pgid);
-  });
 
   it("fails with DAEMON_DIED soon after the daemon is SIGKILLed mid-command, and frees the channel", async () => {
     const { commands, results } = files();

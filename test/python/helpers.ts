@@ -13,14 +13,18 @@ export const CLI = path.join(REPO, "bin", "file-daemon.js");
 /** Seconds between the Python client's looks at the files. */
 export const SLEEP = 0.05;
 
-/** A private temp directory per test (mode 0700: the daemon refuses world-writable ones), removed afterwards. */
+/**
+ * A private temp directory per test (mode 0700: the daemon refuses world-writable ones), removed
+ * afterwards. Call it after registering the hook that stops daemons: mocha runs afterEach hooks
+ * in the order they were registered, and a daemon still running would write into the directory.
+ */
 export function useTempDir(): { readonly path: string; file(name: string): string } {
   const state = { dir: "" };
   beforeEach(() => {
     state.dir = mkdtempSync(path.join(os.tmpdir(), "file-daemon-py-"));
   });
   afterEach(() => {
-    rmSync(state.dir, { recursive: true, force: true });
+    rmSync(state.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
   });
   return {
     get path() {
@@ -134,10 +138,20 @@ export interface PyProcess {
   readonly done: Promise<{ outcomes: PyOutcome[]; exitCode: number | null; stderr: string }>;
 }
 
+const livePythons = new Set<ChildProcess>();
+
+/** SIGKILLs Python processes a failed test left behind (call it in afterEach). */
+export function killPythons(): void {
+  for (const child of livePythons) child.kill("SIGKILL");
+  livePythons.clear();
+}
+
 /** Starts one Python process that runs `calls` one after the other against the given files. */
 export function startPython(commands: string, results: string, calls: readonly PyCall[], sleep = SLEEP): PyProcess {
   const spec = JSON.stringify({ commands, results, sleep, calls });
   const child = spawn(PYTHON, ["-c", RUNNER, PYTHON_DIR, spec], { stdio: ["ignore", "pipe", "pipe"] });
+  livePythons.add(child);
+  child.once("exit", () => livePythons.delete(child));
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -289,4 +303,17 @@ export async function stopDaemonProcess(daemon: DaemonProcess | undefined): Prom
   if (daemon === undefined || daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
   daemon.child.kill("SIGTERM");
   await daemon.exited;
+}
+
+/** Command `i` of submitter `name`: logs its marker, prints it, exits with a code derived from both. */
+export function markedCommand(name: string, i: number, log: string): { marker: string; expected: number; command: string } {
+  const marker = `${name}-${i}`;
+  const expected = expectedCode(marker);
+  return { marker, expected, command: `echo ${marker} >> '${log}'; printf %s ${marker}; exit ${expected}` };
+}
+
+export function expectedCode(marker: string): number {
+  let hash = 7;
+  for (const char of marker) hash = (hash * 31 + char.charCodeAt(0)) % 256;
+  return hash;
 }

@@ -9,6 +9,7 @@ import {
   bytesOf,
   delay,
   fakeDaemon,
+  killPythons,
   PYTHON,
   PYTHON_DIR,
   readOrEmpty,
@@ -31,16 +32,17 @@ function resultOf(outcome: PyOutcome): NonNullable<PyOutcome["result"]> {
 
 describe("python client: results from a real daemon", function () {
   this.timeout(30_000);
-  const tmp = useTempDir();
   let daemon: Daemon | undefined;
+  afterEach(async () => {
+    killPythons();
+    await daemon?.stop();
+    daemon = undefined;
+  });
+  const tmp = useTempDir();
   const files = () => ({ commands: tmp.file("commands"), results: tmp.file("results") });
   const start = async (options: { channels?: number; shell?: string; stopGraceMs?: number } = {}) => {
     daemon = await Daemon.start({ ...files(), sleepTime: SLEEP, ...options });
   };
-  afterEach(async () => {
-    await daemon?.stop();
-    daemon = undefined;
-  });
 
   it("returns exit codes and signals, with a seed-style return_code", async () => {
     await start();

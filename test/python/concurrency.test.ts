@@ -1,0 +1,87 @@
+// Python and JavaScript submitter processes sharing the same files with one daemon: every
+// command runs exactly once and every submitter gets its own command's result.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Daemon } from "../../src";
+import { bytesOf, expectedCode, killPythons, markedCommand, readOrEmpty, runPython, SLEEP, useTempDir } from "./helpers";
+
+const execFileAsync = promisify(execFile);
+const JS_SUBMITTER = path.join(__dirname, "js-submitter.js");
+const EACH = 25;
+
+interface Got {
+  readonly who: string;
+  readonly marker: string;
+  readonly code: number | null | undefined;
+  readonly stdout: string | null | undefined;
+  readonly error?: string;
+}
+
+async function pythonSubmitter(commands: string, results: string, name: string, log: string): Promise<Got[]> {
+  const calls = Array.from({ length: EACH }, (_, i) => {
+    const { marker, command } = markedCommand(name, i, log);
+    return { marker, command, kwargs: { capture: true } };
+  });
+  const outcomes = await runPython(commands, results, calls);
+  return outcomes.map((o) => ({
+    who: name,
+    marker: o.marker ?? "?",
+    code: o.result?.code,
+    stdout: bytesOf(o.result?.stdout)?.toString("utf8"),
+    ...(o.ok ? {} : { error: `${o.code}: ${o.message}` }),
+  }));
+}
+
+async function jsSubmitter(commands: string, results: string, name: string, log: string): Promise<Got[]> {
+  const { stdout } = await execFileAsync(process.execPath, [JS_SUBMITTER, commands, results, name, String(EACH), log], { maxBuffer: 1 << 24 });
+  return stdout
+    .trim()
+    .split("\n")
+    .map((line) => ({ who: name, ...(JSON.parse(line) as Omit<Got, "who">) }));
+}
+
+describe("python client: concurrent Python and JavaScript submitters", function () {
+  this.timeout(60_000);
+  let daemon: Daemon | undefined;
+  afterEach(async () => {
+    killPythons();
+    await daemon?.stop();
+    daemon = undefined;
+  });
+  const tmp = useTempDir();
+
+  for (const channels of [1, 3]) {
+    it(`2 Python + 2 JavaScript processes × ${EACH} commands on ${channels} channel(s): each runs once, each result reaches its submitter`, async () => {
+      const commands = tmp.file("commands");
+      const results = tmp.file("results");
+      const log = tmp.file("ran.log");
+      daemon = await Daemon.start({ commands, results, sleepTime: SLEEP, channels });
+      const all = (
+        await Promise.all([
+          pythonSubmitter(commands, results, "py0", log),
+          pythonSubmitter(commands, results, "py1", log),
+          jsSubmitter(commands, results, "js0", log),
+          jsSubmitter(commands, results, "js1", log),
+        ])
+      ).flat();
+
+      assert.deepEqual(all.filter((got) => got.error !== undefined), [], "no submitter got an error");
+      assert.equal(all.length, 4 * EACH);
+      const misattributed = all.filter((got) => got.code !== expectedCode(got.marker) || got.stdout !== got.marker);
+      assert.deepEqual(misattributed, [], "every submitter got its own command's exit code and output");
+
+      const ran = readOrEmpty(log).trim().split("\n");
+      const counts = new Map<string, number>();
+      for (const marker of ran) counts.set(marker, (counts.get(marker) ?? 0) + 1);
+      assert.deepEqual([...counts].filter(([, n]) => n !== 1), [], "no command ran twice");
+      assert.deepEqual(all.filter((got) => !counts.has(got.marker)), [], "no command was lost");
+      assert.equal(ran.length, 4 * EACH, "nothing else ran");
+      for (let i = 0; i < channels; i++) {
+        const suffix = i === 0 ? "" : `.${i}`;
+        assert.equal(readOrEmpty(commands + suffix) + readOrEmpty(results + suffix), "", `channel ${i} is left free`);
+      }
+    });
+  }
+});
