@@ -122,7 +122,7 @@ export async function isGone(pid: number, startTime: string | null): Promise<boo
   return (await processStartTime(pid)) !== startTime;
 }
 
-/** The last `count` lines of a log file, joined by " | " (empty when unreadable). */
+/** The last `count` different lines of a log file, joined by " | " (empty when unreadable). */
 export function logTail(file: string, count = 5): string {
   try {
     const size = fs.statSync(file).size;
@@ -134,7 +134,10 @@ export function logTail(file: string, count = 5): string {
     } finally {
       fs.closeSync(fd);
     }
-    return buffer.toString("utf8").trim().split("\n").slice(-count).join(" | ");
+    const lines = buffer.toString("utf8").trim().split("\n");
+    // A daemon that fails at every start writes the same line each time: say it once.
+    const distinct = lines.filter((line, i) => !lines.slice(i + 1).includes(line));
+    return distinct.slice(-count).join(" | ");
   } catch {
     return "";
   }

@@ -101,11 +101,12 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     await this.loop;
     if (killDaemon) {
       const live = await readLiveDaemon(this.files);
-      const pid = live?.pid ?? this.childPid;
-      if (pid !== null) await terminateDaemon(pid, live?.startTime ?? null);
+      const target = live?.pid ?? this.childPid;
+      if (target !== null) await terminateDaemon(target, live?.startTime ?? null);
     }
-    const message = killDaemon ? "stopped, and the daemon with it" : `stopped supervising; the daemon${this.current.pid === null ? "" : ` (pid ${this.current.pid})`} keeps running`;
-    this.setStatus("stopped", killDaemon ? null : this.current.pid, null, message);
+    const pid = this.current.pid;
+    const message = killDaemon ? "stopped, and the daemon with it" : pid === null ? "stopped supervising" : `stopped supervising; the daemon (pid ${pid}) keeps running`;
+    this.setStatus("stopped", killDaemon ? null : pid, null, message);
   }
 
   private async supervise(): Promise<void> {
@@ -113,6 +114,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     while (!this.stopping.signal.aborted) {
       const attemptStarted = performance.now();
       const life = await this.adoptOrLaunch(restarting);
+      restarting = true;
       if (this.stopping.signal.aborted) return;
       let why: string;
       let uptimeMs: number;
@@ -129,12 +131,11 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       const decision = this.policy.onDeath(uptimeMs);
       if ("giveUp" in decision) {
         const tail = logTail(this.logFile);
-        this.setStatus("failed", null, null, `gave up on the daemon: ${decision.giveUp}; last: ${why}${tail === "" ? "" : `; log ${this.logFile}: ${tail}`}`);
+        this.setStatus("failed", null, null, `gave up on the daemon: ${decision.giveUp}; last it ${why}; ${this.logFile} ends: ${tail || "(empty)"}`);
         return;
       }
       this.setStatus("restarting", null, null, `the daemon ${why}; restarting in ${decision.restartInMs} ms`);
       await pause(decision.restartInMs, this.stopping.signal);
-      restarting = true;
     }
   }
 
@@ -156,6 +157,9 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       stopGraceSeconds: this.options.stopGraceSeconds ?? 5,
     });
     this.childPid = launched.pid;
+    void launched.exited.then(() => {
+      if (this.childPid === launched.pid) this.childPid = null;
+    });
     const ready = await this.waitUntilServing(launched.pid, launched.exited);
     if (typeof ready === "string") return ready;
     this.setStatus("running", ready.pid, ready, `started the daemon (pid ${ready.pid}); log: ${this.logFile}`);
@@ -182,7 +186,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     void exited.then((value) => (exit = value));
     const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
     while (!this.stopping.signal.aborted) {
-      if (exit !== null) return `${describeExit(exit)} before it was ready`;
+      if (exit !== null) return `${describeExit(exit)} before it was ready (log: ${logTail(this.logFile, 1) || "empty"})`;
       const live = await readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
       if (performance.now() >= deadline && pid !== null) {
@@ -217,7 +221,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     let exit: DaemonExit | null = null;
     void exited.then((value) => (exit = value));
     while (!this.stopping.signal.aborted) {
-      await untilAborted(Promise.race([exited, pause(this.options.pollMs ?? 1000)]), this.stopping.signal, undefined);
+      await Promise.race([exited, pause(this.options.pollMs ?? 1000, this.stopping.signal)]);
       if (exit !== null) return describeExit(exit);
       if (await isGone(info.pid, info.startTime)) return `pid ${info.pid} is gone`;
     }

@@ -17,6 +17,8 @@ declare module "node-red-node-test-helper" {
     setFlows(flow: FlowNode[], type?: "full" | "flows" | "nodes"): Promise<void>;
     unload(): Promise<void>;
     getNode(id: string): TestNode | null;
+    /** The sinon spy on RED.log.log while a flow is loaded. */
+    log(): unknown;
   }
 
   const helper: NodeTestHelper;

@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { Daemon } from "../../src/engine/daemon";
+import { isGone, stopLiveDaemon } from "../../src/engine/daemon-process";
+import { readLiveDaemon, type DaemonInfo } from "../../src/protocol/daemon-info";
+import { daemonFiles } from "../../src/protocol/paths";
+import { execFlow, helper, Inbox, node, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowNode, type TestFiles } from "./support";
+
+function liveDaemon(files: TestFiles): Promise<DaemonInfo> {
+  return waitFor(`a daemon serving ${files.commands}`, () => readLiveDaemon(files.daemon));
+}
+
+function errorText(msg: Record<string, unknown>): string {
+  return String((msg.error as { message: string }).message);
+}
+
+/** Lines that Node-RED logged for the config node, e.g. its "gave up" error. */
+function configNodeLog(): string[] {
+  const spy = helper.log() as { getCalls(): { args: [{ type?: string; msg?: unknown }] }[] };
+  return spy
+    .getCalls()
+    .map((call) => call.args[0])
+    .filter((entry) => entry.type === "file-daemon")
+    .map((entry) => String(entry.msg));
+}
+
+describe("file-daemon config node, managed mode", function () {
+  const test = useTestFiles();
+
+  it("starts one daemon on deploy, restarts it after it is killed, and the next message works", async function () {
+    await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
+    await waitForStatus("exec", "daemon running");
+    const first = await liveDaemon(test.current);
+    assert.notEqual(first.pid, process.pid, "the daemon is a process of its own");
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 0" });
+    assert.equal((await out.nth(0)).payload, 0);
+
+    process.kill(first.pid, "SIGKILL");
+    const second = await waitFor("a new daemon", async () => {
+      const live = await readLiveDaemon(test.current.daemon);
+      return live !== null && live.pid !== first.pid ? live : null;
+    });
+    await waitForStatus("exec", "daemon running");
+    assert.ok(statuses("exec").some((status) => status.text === "daemon restarting"));
+    node("exec").receive({ payload: "exit 5" });
+    assert.equal((await out.nth(1)).payload, 5);
+    assert.ok(await isGone(first.pid, first.startTime));
+    assert.equal((await readLiveDaemon(test.current.daemon))?.pid, second.pid);
+  });
+
+  it("after a redeploy adopts the running daemon instead of starting a second, and restarts it if it dies", async function () {
+    const flow = execFlow(test.current, { mode: "managed" });
+    await helper.load([...OUR_NODES], flow);
+    await waitForStatus("exec", "daemon running");
+    const first = await liveDaemon(test.current);
+
+    await helper.setFlows(flow.map((n) => (n.id === "exec" ? { ...n, name: "redeployed" } : n)), "full");
+    await waitForStatus("exec", "daemon running");
+    assert.equal((await readLiveDaemon(test.current.daemon))?.pid, first.pid, "the same daemon serves after the redeploy");
+    assert.ok(configNodeLog().some((line) => line.includes(`adopted the daemon already serving ${test.current.commands} (pid ${first.pid})`)));
+    const serving = readFileSync(`${test.current.commands}.log`, "utf8").match(/ serving /g) ?? [];
+    assert.equal(serving.length, 1, "only one daemon was ever started");
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 0" });
+    assert.equal((await out.nth(0)).payload, 0);
+
+    // An adopted daemon is watched by polling: its death is noticed and it is replaced.
+    process.kill(first.pid, "SIGKILL");
+    await waitFor("a replacement daemon", async () => {
+      const live = await readLiveDaemon(test.current.daemon);
+      return live !== null && live.pid !== first.pid;
+    });
+    node("exec").receive({ payload: "exit 6" });
+    assert.equal((await out.nth(1)).payload, 6);
+  });
+
+  it("stops its daemon when the config node is deleted", async function () {
+    const flow = execFlow(test.current, { mode: "managed" });
+    await helper.load([...OUR_NODES], flow);
+    const daemon = await liveDaemon(test.current);
+    await helper.setFlows(
+      flow.filter((n) => n.id !== "daemon" && n.id !== "exec"),
+      "full",
+    );
+    await waitFor(`daemon pid ${daemon.pid} to exit`, () => isGone(daemon.pid, daemon.startTime), 15_000);
+    assert.equal(await readLiveDaemon(test.current.daemon), null);
+  });
+
+  it("after a redeploy with other files, stops the daemon that no config node uses any more", async function () {
+    const flow = execFlow(test.current, { mode: "managed" });
+    await helper.load([...OUR_NODES], flow);
+    const old = await liveDaemon(test.current);
+    const commands = test.current.file("other-commands");
+    const results = test.current.file("other-results");
+    test.onCleanup(() => stopLiveDaemon(daemonFiles(commands, results)));
+    await helper.setFlows(
+      flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, commandsFile: commands, resultsFile: results } : n)),
+      "full",
+    );
+    await waitFor(`the orphaned daemon pid ${old.pid} to exit`, () => isGone(old.pid, old.startTime), 15_000);
+    const replacement = await waitFor("a daemon on the new files", () => readLiveDaemon(daemonFiles(commands, results)));
+    assert.notEqual(replacement.pid, old.pid);
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 0" });
+    assert.equal((await out.nth(0)).payload, 0);
+  });
+
+  it("after a redeploy with another channel count, replaces the daemon", async function () {
+    const flow = execFlow(test.current, { mode: "managed", channels: 1 });
+    await helper.load([...OUR_NODES], flow);
+    const old = await liveDaemon(test.current);
+    await helper.setFlows(
+      flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, channels: 2 } : n)),
+      "full",
+    );
+    const replacement = await waitFor("a daemon with 2 channels", async () => {
+      const live = await readLiveDaemon(test.current.daemon);
+      return live?.channels === 2 ? live : null;
+    });
+    assert.notEqual(replacement.pid, old.pid);
+    assert.ok(await isGone(old.pid, old.startTime));
+  });
+
+  it("gives up after 5 fast crashes: red status, a log line that says why, and messages fail at once", async function () {
+    // A commands file every user may write is refused by the daemon at every start.
+    writeFileSync(test.current.commands, "");
+    chmodSync(test.current.commands, 0o666);
+    await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
+    await waitForStatus("exec", "daemon failed", 20_000);
+    const gaveUp = configNodeLog().find((line) => line.includes("gave up"));
+    assert.ok(gaveUp, configNodeLog().join("\n"));
+    assert.match(gaveUp, /died 5 times in a row within 10 s of starting/);
+    assert.match(gaveUp, /writable by every user/);
+    assert.equal(statuses("exec").filter((status) => status.text === "daemon restarting").length > 0, true);
+
+    const caught = new Inbox("caught");
+    node("exec").receive({ payload: "true" });
+    const failed = await caught.nth(0, 3000);
+    assert.match(errorText(failed), /no file-daemon serves/);
+    assert.equal((failed.error as { code: string }).code, "DAEMON_NOT_RUNNING");
+    await waitForStatus("exec", "daemon down");
+  });
+});
+
+describe("file-daemon config node, external mode", function () {
+  const test = useTestFiles();
+
+  it("shows daemon down, fails messages with a Catch, then runs them once someone starts the daemon", async function () {
+    await helper.load([...OUR_NODES], execFlow(test.current, { mode: "external" }));
+    await waitForStatus("exec", "daemon down");
+    const caught = new Inbox("caught");
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "true", topic: "too early" });
+    const failed = await caught.nth(0);
+    assert.equal(failed.topic, "too early");
+    assert.equal((failed.error as { code: string }).code, "DAEMON_NOT_RUNNING");
+    assert.equal(await readLiveDaemon(test.current.daemon), null, "external mode never starts a daemon");
+
+    const daemon = await Daemon.start({ commands: test.current.commands, results: test.current.results, sleepTime: 0.1 });
+    test.onCleanup(() => daemon.stop());
+    await waitForStatus("exec", "daemon running");
+    node("exec").receive({ payload: "exit 0" });
+    assert.equal((await out.nth(0)).payload, 0);
+
+    await daemon.stop();
+    await waitForStatus("exec", "daemon down");
+  });
+});
