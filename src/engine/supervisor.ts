@@ -85,7 +85,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       };
       this.on("state", onState);
     });
-    this.setStatus("starting", null, null, `starting a daemon for ${this.files.commands}`);
+    this.setStatus("starting", null, null, `looking for a daemon serving ${this.files.commands}, or starting one`);
     this.loop = this.supervise().catch((err: unknown) => {
       this.setStatus("failed", null, null, `supervision stopped on an unexpected error: ${err instanceof Error ? err.message : String(err)}`);
     });

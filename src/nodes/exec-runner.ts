@@ -4,7 +4,7 @@ import { pause } from "../engine/pause";
 import { timeoutMs } from "../engine/settings";
 import { healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { commandFor } from "./exec-command";
-import { applyResult, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
+import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
 import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction } from "./node-red-types";
 
 /** A `file-daemon-exec` node as the editor saves it. */
@@ -103,7 +103,7 @@ export class ExecRunner {
       }
     }
     const error = err instanceof Error ? err : new Error(String(err));
-    if (this.closing && !error.message.startsWith(CLOSED)) error.message = `${CLOSED}: ${error.message}`;
+    if (this.closing && !error.message.startsWith(CLOSED)) error.message = errorCode(error) === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${error.message}`;
     this.idleStatus = failureStatus(error, result);
     this.showStatus();
     done(error);

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { Daemon } from "../../src/engine/daemon";
+import { isGone } from "../../src/engine/daemon-process";
 import { execFlow, helper, Inbox, lastStatus, node, OUR_NODES, useTestFiles, waitFor, waitForStatus, type FlowOptions, type Msg } from "./support";
+
+/** The errors a node reported (done(err) reports them through node.error, which the helper spies on). */
+function reportedErrors(target: ReturnType<typeof node>): string[] {
+  const spy = target.error as { getCalls(): { thisValue: unknown; args: [unknown] }[] };
+  return spy
+    .getCalls()
+    .filter((call) => call.thisValue === target)
+    .map((call) => String(call.args[0]));
+}
 
 describe("file-daemon-exec against a running daemon", function () {
   const test = useTestFiles();
@@ -161,6 +171,27 @@ describe("file-daemon-exec against a running daemon", function () {
     send({ payload: "exit 0" });
     assert.equal((await out.nth(0)).payload, 0);
     assert.equal(out.messages.length, 1);
+  });
+
+  it("on close (redeploy), kills its running command and ends waiting messages with an error, within seconds", async function () {
+    const pidFile = test.current.file("pid");
+    const { send } = await deploy();
+    send({ payload: `echo $$ > ${pidFile}; exec sleep 30`, topic: "running" });
+    await waitFor("the command to start", () => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"));
+    const commandPid = Number(readFileSync(pidFile, "utf8"));
+    send({ payload: "true", topic: "waiting" });
+    await waitForStatus("exec", "queued 1");
+    const exec = node("exec");
+    const started = performance.now();
+    await helper.clearFlows();
+    assert.ok(performance.now() - started < 5000, `close took ${Math.round(performance.now() - started)} ms`);
+    await waitFor(`the command (pid ${commandPid}) to be killed`, () => isGone(commandPid, null));
+    const errors = await waitFor("both messages to end", () => {
+      const reported = reportedErrors(exec);
+      return reported.length >= 2 ? reported : null;
+    });
+    assert.ok(errors.some((line) => /node was closed.*not run/.test(line)), errors.join("\n"));
+    assert.ok(errors.some((line) => /node was closed.*killed/.test(line)), errors.join("\n"));
   });
 
   it("runs a fixed command without the payload when append is off", async function () {

@@ -9,6 +9,7 @@ declare module "node-red-node-test-helper" {
     on(event: string, listener: (...args: never[]) => void): void;
     receive(msg: Record<string, unknown>): void;
     status: unknown;
+    error: unknown;
   }
 
   interface NodeTestHelper {
@@ -16,6 +17,8 @@ declare module "node-red-node-test-helper" {
     load(nodes: NodeModule | NodeModule[], flow: FlowNode[]): Promise<void>;
     setFlows(flow: FlowNode[], type?: "full" | "flows" | "nodes"): Promise<void>;
     unload(): Promise<void>;
+    /** Stops the flows (nodes are closed, not removed) but keeps them loaded. */
+    clearFlows(): Promise<void>;
     getNode(id: string): TestNode | null;
     /** The sinon spy on RED.log.log while a flow is loaded. */
     log(): unknown;
