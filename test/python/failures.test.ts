@@ -224,6 +224,45 @@ describe("python client: failures and recovery", function () {
     await placing.done;
   });
 
+  it("collects only its own id: another command's result in the way is left alone", async () => {
+    const { commands, results } = files();
+    fakeDaemon(commands);
+    const python = startPython(commands, results, [{ command: "true" }]);
+    const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
+    const done = (id: string, code: number) =>
+      `${code}\n${JSON.stringify({ v: 1, state: "done", id, pid: process.pid, pidns: null, status: "exited", code, signal: null, message: null, stdout: null, stderr: null, stdoutTruncated: false, stderrTruncated: false, durationMs: 1 })}\n`;
+    // Two lock holders can leave another command's result beside our pending one.
+    await withLocks(commands, results, () => replaceFile(results, done("someone-else", 0)));
+    await delay(500);
+    assert.equal(python.child.exitCode, null, "still waiting for its own result");
+    assert.equal(resultsMeta(results)?.id, "someone-else", "the other result was not taken");
+    await withLocks(commands, results, () => {
+      replaceFile(commands, "");
+      replaceFile(results, done(pending.id, 42));
+    });
+    const { outcomes } = await python.done;
+    assert.equal(outcomes[0]?.result?.code, 42, outcomes[0]?.message);
+  });
+
+  it("fails with INTERRUPTED when its running command's record disappears (outcome unknown)", async () => {
+    const { commands, results } = files();
+    fakeDaemon(commands);
+    const python = startPython(commands, results, [{ command: "true" }]);
+    const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
+    const owner = { id: pending.id, pid: pending.pid, pidns: pending.pidns };
+    await withLocks(commands, results, () => {
+      replaceFile(results, `\n${JSON.stringify({ v: 1, state: "running", ...owner, daemon: process.pid, run: "by-hand" })}\n`);
+      replaceFile(commands, "");
+    });
+    // Python looks every 50 ms; a second is ample for it to see the command running.
+    await delay(1000);
+    await withLocks(commands, results, () => replaceFile(results, ""));
+    const { outcomes } = await python.done;
+    assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
+    assert.match(outcomes[0]?.message ?? "", /started but its result disappeared/);
+    assert.equal(readOrEmpty(commands), "", "not placed again: it had started");
+  });
+
   it("turns a refused result into BAD_COMMAND carrying the daemon's message", async () => {
     const { commands, results } = files();
     fakeDaemon(commands);
