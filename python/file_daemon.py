@@ -36,7 +36,8 @@ fails; ``stale`` is the lock staleness in seconds and must match the daemon's (d
 (``status`` ``exited`` or ``signaled``). Everything else raises :class:`FileDaemonError`
 whose ``code`` is one of ``BAD_COMMAND``, ``BAD_OPTION``, ``NO_DIRECTORY``, ``PERMISSION``,
 ``DAEMON_NOT_RUNNING``, ``DAEMON_DIED``, ``TIMEOUT``, ``KILLED``, ``INTERRUPTED``,
-``SPAWN_FAILED``, ``LOST`` or ``IO`` and whose ``result`` is set when the command ran.
+``SPAWN_FAILED``, ``LOST`` or ``IO`` (the JavaScript client's codes; its ``ABORTED`` has no use
+here, see Ctrl-C below) and whose ``result`` is set when the command ran.
 
 Ctrl-C (``KeyboardInterrupt``) while waiting withdraws a command that has not started (it
 never runs) or asks the daemon to kill a running one and waits for that to happen; then the
@@ -55,6 +56,7 @@ import base64
 import binascii
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -438,17 +440,13 @@ def _result_of(record: _Record, channel: int) -> CommandResult:
 
 # --- processes -------------------------------------------------------------------------------
 
-_namespace_cache: List[Optional[str]] = []
-
-
+@functools.lru_cache(maxsize=None)
 def _own_pid_namespace() -> Optional[str]:
     """The target of /proc/self/ns/pid, e.g. ``pid:[4026531836]``; pids only compare within one."""
-    if not _namespace_cache:
-        try:
-            _namespace_cache.append(os.readlink("/proc/self/ns/pid"))
-        except OSError:
-            _namespace_cache.append(None)
-    return _namespace_cache[0]
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _pid_exists(pid: int) -> bool:
