@@ -15,7 +15,7 @@ const REPO = path.resolve(__dirname, "..", "..", "..");
 const load = createRequire(__filename);
 
 /** NR_PKG=node-red-5 runs the same tests on Node-RED 5 (installed under that alias). */
-export const NR_PATH = load.resolve(process.env.NR_PKG ?? "node-red");
+export const NR_PATH = load.resolve(process.env.NR_PKG || "node-red");
 helper.init(NR_PATH);
 export { helper };
 
