@@ -1,34 +1,52 @@
 /**
  * A counter that waiters sleep on. Reading `generation` before looking at the files and
  * passing it to `wait` closes the gap where a change lands between the look and the sleep.
+ * A waiter may name the files it cares about: changes to others do not wake it.
  */
 export class ChangeSignal {
   private count = 0;
-  private readonly waiters = new Set<() => void>();
+  private readonly lastChange = new Map<string, number>();
+  private lastUnknown = 0;
+  private readonly waiters = new Set<{ readonly names: ReadonlySet<string> | null; readonly wake: () => void }>();
 
   get generation(): number {
     return this.count;
   }
 
-  notify(): void {
+  /** Records a change of file `name` (a base name), or of anything when `name` is null. */
+  notify(name: string | null = null): void {
     this.count++;
-    for (const wake of this.waiters) wake();
-    this.waiters.clear();
+    if (name === null) this.lastUnknown = this.count;
+    else this.lastChange.set(name, this.count);
+    for (const waiter of this.waiters) {
+      if (name === null || waiter.names === null || waiter.names.has(name)) waiter.wake();
+    }
   }
 
-  /** Resolves on the next change after `since`, after `ms`, or when `abort` fires. */
-  wait(since: number, ms: number, abort?: AbortSignal): Promise<void> {
-    if (this.count !== since || abort?.aborted) return Promise.resolve();
+  /** Resolves on the next relevant change after `since`, after `ms`, or when `abort` fires. */
+  wait(since: number, ms: number, abort?: AbortSignal, names: ReadonlySet<string> | null = null): Promise<void> {
+    if (this.changedSince(since, names) || abort?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        abort?.removeEventListener("abort", done);
-        resolve();
+      const waiter = {
+        names,
+        wake: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          abort?.removeEventListener("abort", waiter.wake);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-      abort?.addEventListener("abort", done, { once: true });
+      const timer = setTimeout(waiter.wake, ms);
+      this.waiters.add(waiter);
+      abort?.addEventListener("abort", waiter.wake, { once: true });
     });
+  }
+
+  private changedSince(since: number, names: ReadonlySet<string> | null): boolean {
+    if (this.count === since) return false;
+    if (names === null) return true;
+    for (const name of names) if ((this.lastChange.get(name) ?? 0) > since) return true;
+    // A change of unknown name (a watcher error) counts for everyone.
+    return this.lastUnknown > since;
   }
 }

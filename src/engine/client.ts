@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import path from "node:path";
 import { promises as fsp } from "node:fs";
 import { peek, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
 import { validateCommand } from "../protocol/command-line";
@@ -8,9 +9,9 @@ import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../proto
 import { writeFileAtomic } from "../protocol/atomic-write";
 import { isOwnerGone, pidNamespace } from "../protocol/liveness";
 import { DEFAULT_STALE_MS } from "../protocol/lock";
-import { channelFiles, daemonFiles, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
+import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
 import { decodeResults, isRecord, type DoneRecord, type ResultStatus } from "../protocol/result-record";
-import { DirectoryWatch } from "./dir-watch";
+import { acquireSharedWatch, type DirectoryWatch } from "./dir-watch";
 import { checkPath, sleepTimeMs, timeoutMs } from "./settings";
 
 export interface SubmitOptions {
@@ -62,6 +63,14 @@ const FAILURE_CODES: Partial<Record<ResultStatus, FileDaemonErrorCode>> = {
   refused: "BAD_COMMAND",
 };
 
+/** How soon a submitter tries a busy lock again (ms), when that is sooner than sleep_time. */
+const BUSY_RETRY_MS = 2;
+
+/** Base names of a channel's lock directories: releasing one wakes a waiter on a busy lock. */
+function lockNames(channel: ChannelFiles): string[] {
+  return [lockPath(channel.commands), lockPath(channel.results)].map((file) => path.basename(file));
+}
+
 /** How many times a command that vanished before it started is placed again (see PROTOCOL.md). */
 const MAX_REPLACEMENTS = 3;
 
@@ -91,6 +100,7 @@ type Seen = "pending" | "running" | "gone";
 
 class Submission {
   private readonly watch: DirectoryWatch;
+  private readonly releaseWatch: () => void;
   private readonly stale: number;
   private readonly timeoutMs: number;
   private readonly daemonWaitMs: number;
@@ -105,11 +115,11 @@ class Submission {
     this.timeoutMs = timeoutMs(options.timeout);
     this.daemonWaitMs = timeoutMs(options.daemonWait, "daemonWait");
     this.stale = Math.max(2000, options.stale ?? DEFAULT_STALE_MS);
-    this.watch = new DirectoryWatch(files.directories, options.watch ?? true);
+    ({ watch: this.watch, release: this.releaseWatch } = acquireSharedWatch(files.directories, options.watch ?? true));
   }
 
   close(): void {
-    this.watch.close();
+    this.releaseWatch();
   }
 
   async run(command: string): Promise<CommandResult> {
@@ -139,18 +149,27 @@ class Submission {
       this.throwIfAbortedBeforeStart();
       const generation = this.watch.changes.generation;
       const daemon = await this.requireDaemon();
-      if (daemon !== null) {
-        for (let i = 0; i < daemon.channels; i++) {
-          const channel = channelFiles(this.files, (offset + i) % daemon.channels);
-          if (await this.tryPlace(channel, record)) return channel;
-        }
+      let busy = false;
+      const names = new Set<string>();
+      const locks = new Set<string>();
+      for (let i = 0; daemon !== null && i < daemon.channels; i++) {
+        const channel = channelFiles(this.files, (offset + i) % daemon.channels);
+        const outcome = await this.tryPlace(channel, record);
+        if (outcome === true) return channel;
+        busy ||= outcome === "busy";
+        names.add(path.basename(channel.commands)).add(path.basename(channel.results));
+        for (const name of lockNames(channel)) locks.add(name);
       }
-      await this.watch.changes.wait(generation, this.sleepMs, this.options.signal);
+      // A channel frees up when its results file is emptied; a held lock, within milliseconds.
+      if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(this.sleepMs, BUSY_RETRY_MS), this.options.signal, locks);
+      else await this.watch.changes.wait(generation, this.sleepMs, this.options.signal, daemon === null ? null : names);
     }
   }
 
-  private async tryPlace(channel: ChannelFiles, record: CommandRecord): Promise<boolean> {
+  private async tryPlace(channel: ChannelFiles, record: CommandRecord): Promise<boolean | "busy"> {
     if (decodeCommands(await peek(channel.commands)).kind !== "empty") return false;
+    const hint = decodeResults(await peek(channel.results));
+    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return false;
     const placed = await withChannelLocked(channel, { stale: this.stale }, async (state) => {
       if (state.commands.kind !== "empty") return false;
       const results = state.results;
@@ -162,16 +181,19 @@ class Submission {
       await state.writeCommands(encodeCommandRecord(record));
       return true;
     });
-    return placed === true;
+    return placed;
   }
 
   /** Waits for the command's result on `channel`; "vanished" when it disappeared unstarted. */
   private async await(channel: ChannelFiles, id: string): Promise<CommandResult | "vanished"> {
     let started = false;
+    const resultsOnly = new Set([path.basename(channel.results)]);
+    const locks = new Set(lockNames(channel));
     for (;;) {
       const generation = this.watch.changes.generation;
       const hint = decodeResults(await peek(channel.results));
       let look = true;
+      let busy = false;
       if (hint.kind === "running" && hint.id === id) {
         started = true;
         look = !(await this.daemonAliveOrExcused());
@@ -180,13 +202,21 @@ class Submission {
       if (look) {
         const step = await withChannelLocked(channel, { stale: this.stale }, (state) => this.step(channel, state, id));
         if (typeof step === "object") return step;
+        busy = step === "busy";
         if (step === "running") started = true;
         if (step === "gone") {
           if (started) throw new FileDaemonError("INTERRUPTED", `the command started but its result disappeared from ${channel.results} (cleared by another program?); its outcome is unknown`);
           return "vanished";
         }
       }
-      await this.watch.changes.wait(generation, this.sleepMs, this.killRequested ? undefined : this.options.signal);
+      const abort = this.killRequested ? undefined : this.options.signal;
+      if (busy) {
+        // Someone holds a lock for a few file operations: look again when it is released.
+        await this.watch.changes.wait(this.watch.changes.generation, Math.min(this.sleepMs, BUSY_RETRY_MS), abort, locks);
+      } else {
+        // Pending or running, only the daemon's write of the results file can matter.
+        await this.watch.changes.wait(generation, this.sleepMs, abort, resultsOnly);
+      }
     }
   }
 

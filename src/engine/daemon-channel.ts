@@ -45,15 +45,23 @@ export class DaemonChannel {
     return this.active !== null || this.unwritten !== null;
   }
 
-  /** One step of the channel's state machine; called on every wake of the daemon. */
-  async service(acceptNew: boolean): Promise<void> {
+  /** One step of the channel's state machine, on every wake; true when a lock was busy. */
+  async service(acceptNew: boolean): Promise<boolean> {
     if (this.unwritten !== null) await this.publishResult();
-    if (this.active !== null) return this.checkKillRequest();
-    if (this.unwritten !== null) return;
+    if (this.active !== null) {
+      await this.checkKillRequest();
+      return false;
+    }
+    if (this.unwritten !== null) return true;
     const commands = decodeCommands(await peek(this.files.commands));
-    if (commands.kind === "empty" || !acceptNew) return this.expireResult();
+    if (commands.kind === "empty" || !acceptNew) {
+      await this.expireResult();
+      return false;
+    }
     const outcome = await withChannelLocked(this.files, this.ctx.lock, (state) => this.take(state), this.ctx.fileMode);
-    if (outcome !== "busy" && outcome !== null) this.start(outcome);
+    if (outcome === "busy") return true;
+    if (outcome !== null) this.start(outcome);
+    return false;
   }
 
   /** Marks a running record left by a dead daemon as interrupted (at start-up). */

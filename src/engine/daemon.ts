@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
+import path from "node:path";
 import lockfile from "proper-lockfile";
 import { DEFAULT_FILE_MODE, writeFileAtomic } from "../protocol/atomic-write";
 import { decodeDaemonInfo, encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { processStartTime } from "../protocol/liveness";
 import { DEFAULT_STALE_MS, privateFs } from "../protocol/lock";
-import { channelFiles, daemonFiles, type DaemonFiles } from "../protocol/paths";
+import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
 import { DaemonChannel } from "./daemon-channel";
 import { DirectoryWatch } from "./dir-watch";
 import { silentLogger, type Logger } from "./log";
@@ -14,6 +15,9 @@ import { DEFAULT_CAPTURE_LIMIT } from "./run-command";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { checkFilesAreSafe } from "./file-safety";
 import { VERSION } from "./version";
+
+/** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
+const BUSY_RETRY_MS = 2;
 
 export interface DaemonOptions {
   readonly commands: string;
@@ -171,14 +175,20 @@ export class Daemon {
 
   private async loop(): Promise<void> {
     const sleepMs = this.info.sleepTime * 1000;
+    // The daemon wakes for new commands and kill requests, not for its own writes (a finished
+    // command wakes it directly); a lock found busy is tried again within milliseconds.
+    const names = new Set(this.channels.flatMap(({ files }) => [files.commands, files.kill]).map((file) => path.basename(file)));
+    const locks = new Set(this.channels.flatMap(({ files }) => [lockPath(files.commands), lockPath(files.results)]).map((file) => path.basename(file)));
     while (!this.stopping) {
       const generation = this.watch.changes.generation;
-      await this.tick();
-      await this.watch.changes.wait(generation, sleepMs);
+      const busy = await this.tick();
+      if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(sleepMs, BUSY_RETRY_MS), undefined, locks);
+      else await this.watch.changes.wait(generation, sleepMs, undefined, names);
     }
   }
 
-  private async tick(): Promise<void> {
+  /** One pass over every channel; true when some channel found a lock busy. */
+  private async tick(): Promise<boolean> {
     this.watch.rewatch();
     try {
       await fsp.stat(this.files.info);
@@ -186,14 +196,16 @@ export class Daemon {
       // The directory was deleted or emptied: publish again once it is back.
       await this.publishInfo().catch(() => undefined);
     }
+    let busy = false;
     for (const channel of this.channels) {
       try {
-        await channel.service(!this.stopping);
+        busy = (await channel.service(!this.stopping)) || busy;
         this.reportRecovered(channel.files.index);
       } catch (err) {
         this.reportError(channel.files.index, err);
       }
     }
+    return busy;
   }
 
   private reportError(index: number, err: unknown): void {

@@ -24,7 +24,8 @@ export class DirectoryWatch {
       if (this.watchers.get(dir)) continue;
       try {
         const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-          if (name === null || !String(name).endsWith(".tmp")) this.changes.notify();
+          if (name === null) this.changes.notify();
+          else if (!name.endsWith(".tmp")) this.changes.notify(name);
         });
         watcher.on("error", () => {
           watcher.close();
@@ -42,4 +43,33 @@ export class DirectoryWatch {
     for (const watcher of this.watchers.values()) watcher?.close();
     this.watchers.clear();
   }
+}
+
+const shared = new Map<string, { watch: DirectoryWatch; users: number }>();
+
+/**
+ * One watcher per set of directories for the whole process: every submission in Node-RED
+ * shares it instead of creating and closing an inotify watch per command.
+ */
+export function acquireSharedWatch(directories: readonly string[], enabled: boolean): { watch: DirectoryWatch; release: () => void } {
+  const key = `${enabled}:${directories.join("\0")}`;
+  let entry = shared.get(key);
+  if (entry === undefined) {
+    entry = { watch: new DirectoryWatch(directories, enabled), users: 0 };
+    shared.set(key, entry);
+  }
+  entry.users++;
+  entry.watch.rewatch();
+  const current = entry;
+  let released = false;
+  return {
+    watch: current.watch,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--current.users > 0) return;
+      current.watch.close();
+      shared.delete(key);
+    },
+  };
 }

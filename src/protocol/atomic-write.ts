@@ -1,8 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import fs from "node:fs";
 
 /** File mode for everything the protocol creates: owner-only unless the user widens it. */
 export const DEFAULT_FILE_MODE = 0o600;
+
+// The protocol's file operations are synchronous on purpose: each is a few microseconds on a
+// local file, while a libuv thread-pool round trip per step made a command's round trip
+// several times slower (see the benchmark). They are async functions so callers need not care.
 
 /**
  * Replaces `file` with `data` in one step (temp file + rename), so a reader never sees a
@@ -11,10 +15,10 @@ export const DEFAULT_FILE_MODE = 0o600;
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = DEFAULT_FILE_MODE): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
-    await fsp.writeFile(temp, data, { mode });
-    await fsp.rename(temp, file);
+    fs.writeFileSync(temp, data, { mode });
+    fs.renameSync(temp, file);
   } catch (err) {
-    await fsp.rm(temp, { force: true }).catch(() => undefined);
+    fs.rmSync(temp, { force: true });
     throw err;
   }
 }
@@ -22,7 +26,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
 /** Reads a file; a missing file reads as empty (the protocol treats both as "nothing there"). */
 export async function readFileOrEmpty(file: string): Promise<Buffer> {
   try {
-    return await fsp.readFile(file);
+    return fs.readFileSync(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
     throw err;

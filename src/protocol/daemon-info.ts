@@ -1,4 +1,4 @@
-import { promises as fsp } from "node:fs";
+import fs from "node:fs";
 import { isPid, parseJsonLine } from "./command-line";
 import { isPidAlive, processStartTime } from "./liveness";
 import type { DaemonFiles } from "./paths";
@@ -41,7 +41,7 @@ export function decodeDaemonInfo(content: string): DaemonInfo | null {
 export async function readLiveDaemon(files: DaemonFiles): Promise<DaemonInfo | null> {
   let info: DaemonInfo | null;
   try {
-    info = decodeDaemonInfo(await fsp.readFile(files.info, "utf8"));
+    info = decodeDaemonInfo(fs.readFileSync(files.info, "utf8"));
   } catch {
     return null;
   }
@@ -52,7 +52,7 @@ export async function readLiveDaemon(files: DaemonFiles): Promise<DaemonInfo | n
     return null;
   }
   try {
-    await fsp.stat(files.daemonLock);
+    fs.statSync(files.daemonLock);
   } catch {
     return null;
   }

@@ -1,9 +1,9 @@
-import { promises as fsp, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 
 /** Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid apart. */
 export async function processStartTime(pid: number): Promise<string | null> {
   try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, "latin1");
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return fields[19] ?? null;

@@ -1,4 +1,5 @@
-import fs, { promises as fsp } from "node:fs";
+import fs from "node:fs";
+import path from "node:path";
 import lockfile from "proper-lockfile";
 import { fromFsError } from "./errors";
 import { lockPath } from "./paths";
@@ -16,24 +17,31 @@ export interface LockOptions {
 }
 
 // proper-lockfile creates the lock directory with the process umask; ours are owner-only.
-export const privateFs = { ...fs, mkdir: (dir: string, cb: (err: NodeJS.ErrnoException | null) => void) => fs.mkdir(dir, 0o700, cb) } as unknown as typeof fs;
+export const privateFs = {
+  ...fs,
+  mkdir: (dir: string, cb: (err: NodeJS.ErrnoException | null) => void) => fs.mkdir(dir, 0o700, cb),
+  mkdirSync: (dir: string) => fs.mkdirSync(dir, 0o700),
+} as unknown as typeof fs;
 
 /**
  * One attempt to take the lock on `file` (the directory `<file>.lock`).
  * Resolves to a release function, or to null when another live holder has it.
  */
 export async function tryLock(file: string, options: LockOptions): Promise<Release | null> {
-  const attempt = () =>
-    lockfile.lock(file, {
+  // Synchronous for speed (see atomic-write.ts); the refresh timer still runs while held.
+  const attempt = (): Release => {
+    const unlock = lockfile.lockSync(file, {
       stale: options.stale,
       realpath: false,
-      retries: 0,
       fs: privateFs,
       onCompromised: options.onCompromised ?? (() => undefined),
     });
+    return async () => unlock();
+  };
   try {
-    return await attempt();
+    return attempt();
   } catch (err) {
+    if (lostARace(err, file)) return null;
     if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw fromFsError(err, lockPath(file), "cannot lock");
   }
   // proper-lockfile only calls a lock stale when its mtime is in the past. After the clock
@@ -41,18 +49,23 @@ export async function tryLock(file: string, options: LockOptions): Promise<Relea
   // would block everyone until the clock catches up, so that counts as stale too.
   if (!(await removeIfFromTheFuture(lockPath(file), options.stale))) return null;
   try {
-    return await attempt();
+    return attempt();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ELOCKED") return null;
+    if ((err as NodeJS.ErrnoException).code === "ELOCKED" || lostARace(err, file)) return null;
     throw fromFsError(err, lockPath(file), "cannot lock");
   }
 }
 
+/** ENOENT in a directory that exists: another party removed the lock we were creating (a stale takeover). */
+function lostARace(err: unknown, file: string): boolean {
+  return (err as NodeJS.ErrnoException).code === "ENOENT" && fs.existsSync(path.dirname(file));
+}
+
 async function removeIfFromTheFuture(dir: string, stale: number): Promise<boolean> {
   try {
-    const stat = await fsp.stat(dir);
+    const stat = fs.statSync(dir);
     if (stat.mtimeMs <= Date.now() + stale) return false;
-    await fsp.rmdir(dir);
+    fs.rmdirSync(dir);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "ENOENT";

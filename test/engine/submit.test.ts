@@ -102,6 +102,8 @@ describe("a command placed but not yet taken", () => {
   it("is withdrawn from the commands file when the submitter aborts, and never runs", async () => {
     // A slow, poll-only daemon leaves the command in the commands file for a while.
     daemon = await Daemon.start({ commands: tmp.file("commands"), results: tmp.file("results"), sleepTime: 3, watch: false });
+    // After a command, the daemon's next look is sleep_time away.
+    assert.equal((await submitCommand("true", tmp.file("commands"), tmp.file("results"), 0.05)).code, 0);
     const abort = new AbortController();
     const queued = submitCommand(`touch '${tmp.file("must-not-run")}'`, tmp.file("commands"), tmp.file("results"), 0.05, { signal: abort.signal });
     await waitFor("the command to be placed", () => readFileSync(tmp.file("commands"), "utf8") !== "");
