@@ -100,9 +100,8 @@ _ADVICE = {
     "failed": "check the daemon's shell and its log",
     "refused": "the daemon would not run it; see the message",
 }
-# The characters JavaScript's String.prototype.trim() removes: the daemon decides "blank"
-# with it, so a command is blank here exactly when it is blank there.
-_JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# "Blank" as PROTOCOL.md section 1 defines it: only these bytes.
+_BLANK = " \t\v\f\r\n"
 # Codes decided under the locks: nothing of ours is left pending when they are raised.
 _SETTLED = ("DAEMON_NOT_RUNNING", "DAEMON_DIED", "INTERRUPTED", "LOST")
 
@@ -181,7 +180,7 @@ def submit_command(
 def _validate_command(command: object) -> None:
     if not isinstance(command, str):
         raise FileDaemonError("BAD_COMMAND", f"the command must be a str, got {type(command).__name__}; convert it to text first")
-    if command.strip(_JS_WHITESPACE) == "":
+    if command.strip(_BLANK) == "":
         raise FileDaemonError("BAD_COMMAND", "the command is empty; give the shell command to run")
     if "\n" in command or "\r" in command:
         raise FileDaemonError(
@@ -322,7 +321,7 @@ def _strip_cr(line: bytes) -> bytes:
 
 
 def _is_blank(data: bytes) -> bool:
-    return data.decode("latin-1").strip(_JS_WHITESPACE) == ""
+    return data.decode("latin-1").strip(_BLANK) == ""
 
 
 def _parse_json_line(line: bytes) -> Optional[Dict[str, Any]]:

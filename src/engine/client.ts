@@ -101,7 +101,8 @@ type Seen = "pending" | "running" | "gone";
 class Submission {
   private readonly watch: DirectoryWatch;
   private readonly releaseWatch: () => void;
-  private readonly stale: number;
+  /** The daemon's published staleness unless the caller set one. */
+  private stale: number;
   private readonly timeoutMs: number;
   private readonly daemonWaitMs: number;
   private deadSince: number | null = null;
@@ -291,6 +292,7 @@ class Submission {
     const daemon = await readLiveDaemon(this.files);
     if (daemon !== null) {
       this.deadSince = null;
+      if (this.options.stale === undefined) this.stale = Math.max(2000, daemon.stale);
       return daemon;
     }
     this.deadSince ??= performance.now();

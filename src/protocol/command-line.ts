@@ -12,7 +12,7 @@ export function validateCommand(command: unknown): string {
     const kind = command === null ? "null" : Buffer.isBuffer(command) ? "a Buffer" : Array.isArray(command) ? "an array" : typeof command;
     throw new FileDaemonError("BAD_COMMAND", `the command must be a string, got ${kind}; convert it to text first`);
   }
-  if (command.trim() === "") {
+  if (isBlank(command)) {
     throw new FileDaemonError("BAD_COMMAND", "the command is empty; give the shell command to run");
   }
   if (/[\r\n]/.test(command)) {
@@ -29,6 +29,13 @@ export function validateCommand(command: unknown): string {
     throw new FileDaemonError("BAD_COMMAND", `the command is ${bytes} bytes long; the limit is ${MAX_COMMAND_BYTES} bytes: pass large data through a file instead`);
   }
   return command;
+}
+
+const BLANK = /^[ \t\v\f\r\n]*$/;
+
+/** Blank as PROTOCOL.md §1 defines it: only spaces, tabs, vertical tabs, form feeds, CR, LF. */
+export function isBlank(text: string): boolean {
+  return BLANK.test(text);
 }
 
 /** Splits file content into line 1 and line 2 (either may be empty); later lines are ignored. */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { firstTwoLines, isId, isPid, parseJsonLine } from "./command-line";
+import { firstTwoLines, isBlank, isId, isPid, parseJsonLine } from "./command-line";
 
 /** What a submitter writes into a channel's commands file (see PROTOCOL.md, "commands file"). */
 export interface CommandRecord {
@@ -29,7 +29,7 @@ export type DecodedCommands =
 /** Reads a commands file. Line 1 blank means nothing is pending. */
 export function decodeCommands(content: Buffer): DecodedCommands {
   const [line1, line2] = firstTwoLines(content);
-  if (line1.toString("latin1").trim() === "") return { kind: "empty" };
+  if (isBlank(line1.toString("latin1"))) return { kind: "empty" };
   const meta = parseJsonLine(line2);
   const valid = meta !== null && meta.v === 1 && isId(meta.id);
   const id = valid ? (meta.id as string) : `legacy-${randomBytes(8).toString("hex")}`;

@@ -1,5 +1,5 @@
 import { constants } from "node:os";
-import { firstTwoLines, isId, isPid, parseJsonLine } from "./command-line";
+import { firstTwoLines, isBlank, isId, isPid, parseJsonLine } from "./command-line";
 
 /** How a command ended (see PROTOCOL.md, "results file"). */
 export type ResultStatus =
@@ -80,7 +80,7 @@ export function encodeDone(record: Omit<DoneRecord, "kind">): string {
 const STATUSES: readonly ResultStatus[] = ["exited", "signaled", "timeout", "killed", "interrupted", "failed", "refused"];
 
 export function decodeResults(content: Buffer): DecodedResults {
-  if (content.toString("latin1").trim() === "") return { kind: "empty" };
+  if (isBlank(content.toString("latin1"))) return { kind: "empty" };
   const [line1, line2] = firstTwoLines(content);
   const meta = parseJsonLine(line2);
   if (meta !== null && meta.v === 1 && isId(meta.id)) {

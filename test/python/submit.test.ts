@@ -113,7 +113,7 @@ describe("python client: results from a real daemon", function () {
       ["b'ls'", "BAD_COMMAND"],
       ["''", "BAD_COMMAND"],
       ["' \\t '", "BAD_COMMAND"],
-      ["'\\u3000'", "BAD_COMMAND"],
+      ["'\\v\\f '", "BAD_COMMAND"],
       ["'echo a\\necho b'", "BAD_COMMAND"],
       ["'echo a\\r'", "BAD_COMMAND"],
       ["'echo \\x00'", "BAD_COMMAND"],
