@@ -1,0 +1,205 @@
+/**
+ * The Node-RED process of the benchmark: a child of run.ts, so that the memory it is told to
+ * hold, its event loop and the processes it starts are those of a Node-RED, not the driver's.
+ * Loads flows through node-red-node-test-helper and answers requests over IPC (see ipc.ts).
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import helper from "node-red-node-test-helper";
+import { SpawnCounter } from "../test/nodes/spawn-counter";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, Reply, Request, SeqResult } from "./ipc";
+
+type NodeModule = (RED: never) => void;
+type Msg = Record<string, unknown>;
+type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+const REPO = path.resolve(__dirname, "..", "..");
+const load = createRequire(__filename);
+const counter = new SpawnCounter();
+
+/** NR_PKG=node-red-5 benchmarks Node-RED 5 (installed under that alias), as the tests do. */
+const NR_PATH = load.resolve(process.env.NR_PKG || "node-red");
+
+interface Pending {
+  readonly resolve: (latency: number) => void;
+  readonly reject: (err: Error) => void;
+  readonly started: number;
+}
+
+const pending = new Map<string, Pending>();
+let nextMessage = 0;
+const held: Buffer[] = [];
+const tickets = new Map<string, Promise<number>>();
+
+function coreNode(file: string): NodeModule {
+  return load(load.resolve(`@node-red/nodes/core/${file}`, { paths: [path.dirname(NR_PATH)] })) as NodeModule;
+}
+
+function ourNodes(): NodeModule[] {
+  return [load(path.join(REPO, "nodes", "file-daemon.js")) as NodeModule, load(path.join(REPO, "nodes", "file-daemon-exec.js")) as NodeModule];
+}
+
+function node(id: string): NonNullable<ReturnType<typeof helper.getNode>> {
+  const found = helper.getNode(id);
+  if (found === null) throw new Error(`no node ${id} in the flow`);
+  return found;
+}
+
+/** Our exec node: a fixed command, or (command "") the payload as the command. */
+function ours(id: string, daemon: string, command: string, y: number): FlowNode {
+  return { id, type: "file-daemon-exec", z: "tab", x: 300, y, daemon, command, appendPayload: false, timeout: 0, capture: false, failOnNonZero: false, wires: [["out"]] };
+}
+
+function config(id: string, files: DaemonFilesArg): FlowNode {
+  return { id, type: "file-daemon", commandsFile: files.commands, resultsFile: files.results, sleepTime: files.sleepTime, mode: "external", channels: files.channels };
+}
+
+function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg): FlowNode[] {
+  const flow: FlowNode[] = [
+    { id: "tab", type: "tab", label: "bench" },
+    // The core exec node as a user sets it up to run `true`: no payload appended, exec mode.
+    { id: "exec", type: "exec", z: "tab", x: 300, y: 100, command: "true", addpay: false, append: "", useSpawn: "false", timer: "", oldrc: false, wires: [[], [], ["out"]] },
+    { id: "out", type: "helper", z: "tab", x: 600, y: 100, wires: [] },
+    { id: "catch", type: "catch", z: "tab", x: 100, y: 400, scope: null, uncaught: false, wires: [["out"]] },
+  ];
+  if (kind === "full") {
+    if (d1 === undefined || dN === undefined) throw new Error("load full: d1 and dN are required");
+    flow.push(config("d1", d1), config("dN", dN), ours("ours", "d1", "true", 200), ours("oursN", "dN", "", 250), ours("oursN2", "dN", "", 300));
+  }
+  return flow;
+}
+
+function onOutput(msg: Msg): void {
+  const id = msg._bench;
+  if (typeof id !== "string") return;
+  const waiter = pending.get(id);
+  if (waiter === undefined) return;
+  pending.delete(id);
+  const latency = performance.now() - waiter.started;
+  const error = msg.error as { message?: string } | undefined;
+  if (error !== undefined) {
+    waiter.reject(new Error(error.message ?? "error"));
+    return;
+  }
+  const payload = msg.payload as { code?: number } | number | undefined;
+  const code = typeof payload === "object" && payload !== null ? payload.code : msg.rc !== undefined ? (msg.rc as { code?: number }).code ?? msg.rc : payload;
+  if (code !== 0) waiter.reject(new Error(`exit code ${JSON.stringify(code)}`));
+  else waiter.resolve(latency);
+}
+
+/** Sends one message into node `id`; resolves to ms from receive() to its output. */
+function send(id: string, payload: string): Promise<number> {
+  const tag = `m${nextMessage++}`;
+  return new Promise<number>((resolve, reject) => {
+    pending.set(tag, { resolve, reject, started: performance.now() });
+    node(id).receive({ payload, _bench: tag });
+  });
+}
+
+function monitor(): () => EventLoopDelay {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  return () => {
+    histogram.disable();
+    return { p50: histogram.percentile(50) / 1e6, p99: histogram.percentile(99) / 1e6, max: histogram.max / 1e6 };
+  };
+}
+
+async function waitForDaemon(id: string, channels: number): Promise<void> {
+  const configNode = node(id) as unknown as { fileDaemon?: { health: { state: string; channels: number } } };
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    const health = configNode.fileDaemon?.health;
+    if (health?.state === "running" && health.channels === channels) return;
+    if (performance.now() > deadline) throw new Error(`config node ${id}: daemon not running (${JSON.stringify(health)})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function handle(request: Request): Promise<unknown> {
+  switch (request.op) {
+    case "init": {
+      helper.init(NR_PATH);
+      const version = (JSON.parse(readFileSync(path.join(path.dirname(NR_PATH), "..", "package.json"), "utf8")) as { version: string }).version;
+      const result: InitResult = { nodeRedVersion: version, nodeRedPath: NR_PATH };
+      return result;
+    }
+    case "load": {
+      const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "full" ? ourNodes() : [])];
+      await helper.load(nodes, flowFor(request.flow, request.d1, request.dN));
+      // The helper spies on every node's send/status/log (sinon, plus a nextTick per call) for
+      // test assertions; a real Node-RED does not, so remove that overhead for both nodes.
+      (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();
+      node("out").on("input", onOutput);
+      if (request.flow === "full" && request.d1 !== undefined && request.dN !== undefined) {
+        await waitForDaemon("d1", request.d1.channels);
+        await waitForDaemon("dN", request.dN.channels);
+      }
+      return null;
+    }
+    case "seq": {
+      counter.reset();
+      const latencies: number[] = [];
+      const stop = monitor();
+      for (let i = 0; i < request.count; i++) latencies.push(await send(request.node, request.payload ?? ""));
+      const eld = stop();
+      const result: SeqResult = { latencies, eld, spawns: counter.count, spawnExamples: counter.calls.slice(0, 2) };
+      return result;
+    }
+    case "burst": {
+      counter.reset();
+      const stop = monitor();
+      const started = performance.now();
+      const sends: Promise<number>[] = [];
+      for (let i = 0; i < request.count; i++) sends.push(send(request.nodes[i % request.nodes.length] as string, request.payload ?? ""));
+      const settled = await Promise.allSettled(sends);
+      const elapsedMs = performance.now() - started;
+      const eld = stop();
+      const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+      const result: BurstResult = {
+        elapsedMs,
+        ok: settled.length - failures.length,
+        failed: failures.length,
+        firstError: failures[0] === undefined ? null : String((failures[0].reason as Error).message),
+        spawns: counter.count,
+        eld,
+      };
+      return result;
+    }
+    case "start": {
+      const ticket = `t${tickets.size}`;
+      const done = send(request.node, request.payload);
+      done.catch(() => undefined);
+      tickets.set(ticket, done);
+      return ticket;
+    }
+    case "await": {
+      const done = tickets.get(request.ticket);
+      if (done === undefined) throw new Error(`no ticket ${request.ticket}`);
+      return await done;
+    }
+    case "hold": {
+      // Buffers filled byte by byte: every page is touched, so RSS (what fork copies the page
+      // tables of) really grows. Outside the V8 heap, so no --max-old-space-size is needed.
+      const chunk = 64 * 1048576;
+      while (held.length * 64 < request.mib) held.push(Buffer.alloc(chunk, 1));
+      const result: HoldResult = { heldMiB: held.length * 64, rssBytes: process.memoryUsage.rss() };
+      return result;
+    }
+    case "unload": {
+      await helper.unload();
+      return null;
+    }
+  }
+}
+
+process.on("message", (raw: { id: number; request: Request }) => {
+  handle(raw.request).then(
+    (value) => process.send?.({ id: raw.id, ok: true, value } satisfies Reply),
+    (err: unknown) => process.send?.({ id: raw.id, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies Reply),
+  );
+});
+process.on("disconnect", () => process.exit(0));
+process.send?.({ id: 0, ok: true, value: "ready" } satisfies Reply);

@@ -1,0 +1,374 @@
+/**
+ * `npm run bench`: our round trip against Node-RED's core exec node and a raw spawn, on this
+ * machine, every figure measured in this run. `--quick` is the short version CI runs.
+ *
+ *   node dist/bench/run.js [--quick] [--dir DIR]
+ *
+ * Processes: this driver; the daemons (`node bin/file-daemon.js ...`, separate processes as in
+ * real use); a Node-RED process (nodered-worker.js) that holds the extra memory and whose
+ * event loop, CPU and forks are measured; a second Node-RED with only the core exec node (the
+ * idle baseline); a bare idle `node` (the memory baseline).
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { submitCommand } from "../src/engine/client";
+import { killAllChildren, NodeRedWorker, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, SeqResult } from "./ipc";
+import { cpuSample, cpuUse, statusBytes, type CpuUse } from "./proc";
+import { countForks, straceAvailable, type ForkCount } from "./strace";
+import { fmt, median, mib, ms, ratio, times } from "./stats";
+import { LABELS, renderTable, verdict, type Row } from "./table";
+
+interface Plan {
+  readonly quick: boolean;
+  /** Messages per round, rounds, for the sequential comparison at +0. */
+  readonly seq: readonly [number, number];
+  /** The same at +512 MiB and +1 GiB. */
+  readonly heapSeq: readonly [number, number];
+  readonly floor: readonly [number, number];
+  readonly engine: number;
+  readonly poll: number;
+  readonly burstRounds: number;
+  readonly idleMs: number;
+  readonly sleepS: number;
+  readonly busyCount: number;
+  readonly straceMessages: number;
+  readonly heapMiB: readonly number[];
+}
+
+const FULL: Plan = { quick: false, seq: [50, 5], heapSeq: [40, 3], floor: [50, 5], engine: 100, poll: 10, burstRounds: 3, idleMs: 10_000, sleepS: 10, busyCount: 100, straceMessages: 20, heapMiB: [0, 512, 1024] };
+const QUICK: Plan = { quick: true, seq: [15, 2], heapSeq: [10, 1], floor: [20, 2], engine: 20, poll: 3, burstRounds: 1, idleMs: 1000, sleepS: 1, busyCount: 10, straceMessages: 5, heapMiB: [0, 512, 1024] };
+
+const SLEEP_TIME = 0.5;
+const BURST = 200;
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+function pause(msWait: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, msWait));
+}
+
+/** The file system a path lives on, from /proc/mounts (longest matching mount point). */
+function fileSystemOf(dir: string): string {
+  try {
+    let best = { point: "", type: "?" };
+    for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
+      const [, point, type] = line.split(" ");
+      if (point === undefined || type === undefined) continue;
+      if ((dir === point || dir.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length > best.point.length) best = { point, type };
+    }
+    return best.type;
+  } catch {
+    return "?";
+  }
+}
+
+function machineInfo(nodeRed: InitResult, dir: string): string {
+  const cpus = os.cpus();
+  return [
+    `Date:     ${new Date().toISOString()}`,
+    `CPU:      ${cpus[0]?.model ?? "?"} × ${cpus.length} (${os.arch()}), ${mib(os.totalmem())} RAM, Linux ${os.release()}`,
+    `Node:     ${process.version}; Node-RED ${nodeRed.nodeRedVersion}`,
+    `Files:    ${dir} (${fileSystemOf(dir)})`,
+  ].join("\n");
+}
+
+interface SeqStats {
+  latencies: number[];
+  eld: EventLoopDelay[];
+  spawns: number;
+  messages: number;
+}
+
+function emptySeq(): SeqStats {
+  return { latencies: [], eld: [], spawns: 0, messages: 0 };
+}
+
+function addSeq(into: SeqStats, result: SeqResult): void {
+  into.latencies.push(...result.latencies);
+  into.eld.push(result.eld);
+  into.spawns += result.spawns;
+  into.messages += result.latencies.length;
+}
+
+function eldText(stats: SeqStats): string {
+  return `event loop p50 ${fmt(median(stats.eld.map((e) => e.p50)), 1)} / max ${fmt(maxEld(stats), 1)} ms`;
+}
+
+function maxEld(stats: SeqStats): number {
+  return Math.max(...stats.eld.map((e) => e.max));
+}
+
+/** Exec node and our node, `rounds` rounds of `count` messages each, interleaved. */
+async function compare(worker: NodeRedWorker, [count, rounds]: readonly [number, number]): Promise<{ exec: SeqStats; ours: SeqStats }> {
+  const exec = emptySeq();
+  const ours = emptySeq();
+  for (let round = 0; round < rounds; round++) {
+    addSeq(exec, await worker.request<SeqResult>({ op: "seq", node: "exec", count }));
+    addSeq(ours, await worker.request<SeqResult>({ op: "seq", node: "ours", count }));
+  }
+  return { exec, ours };
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, dir: { type: "string" } } });
+  const plan = values.quick ? QUICK : FULL;
+  const base = path.resolve(values.dir ?? os.tmpdir());
+  const dir = mkdtempSync(path.join(base, "file-daemon-bench-"));
+  const stops: (() => Promise<void>)[] = [];
+  const onSignal = () => {
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await measure(plan, dir, stops);
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`cleanup: ${String(err)}`));
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]): Promise<number> {
+  const cores = os.availableParallelism();
+  const channels = cores * 2;
+  const started = performance.now();
+  log(`${plan.quick ? "quick" : "full"} run; files in ${dir}`);
+
+  // --- processes ---------------------------------------------------------------------------
+  const d1 = await startDaemon(dir, "d1", SLEEP_TIME, 1);
+  stops.push(d1.stop);
+  const dN = await startDaemon(dir, "dN", SLEEP_TIME, channels);
+  stops.push(dN.stop);
+  const dPoll = await startDaemon(dir, "poll", SLEEP_TIME, 1, ["--no-watch"]);
+  stops.push(dPoll.stop);
+  const bare: PlainChild = await startBareNode();
+  stops.push(bare.stop);
+  const worker = new NodeRedWorker();
+  stops.push(() => worker.stop());
+  const baseline = new NodeRedWorker();
+  stops.push(() => baseline.stop());
+  await Promise.all([worker.ready, baseline.ready]);
+  const nodeRed = await worker.request<InitResult>({ op: "init" });
+  await baseline.request<InitResult>({ op: "init" });
+  const arg = (d: DaemonChild): DaemonFilesArg => ({ commands: d.commands, results: d.results, channels: d.channels, sleepTime: d.sleepTime });
+  await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN) });
+  await baseline.request({ op: "load", flow: "base" });
+
+  // Warm up every path once (module loading, JIT, first watcher) before anything is timed.
+  await worker.request({ op: "seq", node: "exec", count: 5 });
+  await worker.request({ op: "seq", node: "ours", count: 5 });
+  await worker.request({ op: "seq", node: "oursN", count: 5, payload: "true" });
+  await baseline.request({ op: "seq", node: "exec", count: 5 });
+  for (let i = 0; i < 3; i++) await submitCommand("true", d1.commands, d1.results, SLEEP_TIME);
+  for (let i = 0; i < 3; i++) await spawnTrue();
+
+  // --- idle: nothing to do, every process measured over the same window --------------------
+  log(`idle CPU over ${plan.idleMs / 1000} s`);
+  await pause(1000);
+  const idlePids = { daemon: d1.pid, nodeRed: worker.pid, baseline: baseline.pid, bare: bare.pid };
+  const before = Object.fromEntries(Object.entries(idlePids).map(([name, pid]) => [name, cpuSample(pid)]));
+  await pause(plan.idleMs);
+  const idle = Object.fromEntries(Object.entries(idlePids).map(([name, pid]) => [name, cpuUse(before[name] as ReturnType<typeof cpuSample>, cpuSample(pid))])) as Record<keyof typeof idlePids, CpuUse>;
+
+  // --- floor ---------------------------------------------------------------------------------
+  log("floor: spawn sh -c true");
+  const floor: number[] = [];
+  for (let round = 0; round < plan.floor[1]; round++) for (let i = 0; i < plan.floor[0]; i++) floor.push(await spawnTrue());
+
+  // --- sequential and memory -------------------------------------------------------------------
+  let engine: number[] = [];
+  let poll: number[] = [];
+  let burstExec: BurstResult[] = [];
+  let burstOurs: BurstResult[] = [];
+  let free: number[] = [];
+  let busy: number[] = [];
+  let sleepEnded = Number.NaN;
+  let forksOurs: ForkCount | null = null;
+  let forksExec: ForkCount | null = null;
+
+  const heap: { mib: number; rss: number; exec: SeqStats; ours: SeqStats }[] = [];
+  let atZero: { exec: SeqStats; ours: SeqStats } | null = null;
+  const heapSizes = plan.heapMiB;
+  // +0 first (it is also the plain sequential comparison); the memory only grows.
+  for (const size of heapSizes) {
+    log(`sequential, exec node vs ours, Node-RED holding +${size} MiB`);
+    const held = await worker.request<HoldResult>({ op: "hold", mib: size });
+    const result = await compare(worker, size === 0 ? plan.seq : plan.heapSeq);
+    heap.push({ mib: size, rss: held.rssBytes, ...result });
+    if (size === 0) {
+      atZero = result;
+      // The engine and the rest run while Node-RED is still small.
+      await engineAndChannels();
+    }
+  }
+
+  async function engineAndChannels(): Promise<void> {
+    log("engine: wake on change vs poll only");
+    engine = [];
+    for (let i = 0; i < plan.engine; i++) {
+      const t = performance.now();
+      await submitCommand("true", d1.commands, d1.results, SLEEP_TIME);
+      engine.push(performance.now() - t);
+    }
+    poll = [];
+    for (let i = 0; i < plan.poll; i++) {
+      const t = performance.now();
+      await submitCommand("true", dPoll.commands, dPoll.results, SLEEP_TIME, { watch: false });
+      poll.push(performance.now() - t);
+    }
+
+    log(`burst of ${BURST}: exec node vs ours on ${channels} channels`);
+    burstExec = [];
+    burstOurs = [];
+    for (let round = 0; round < plan.burstRounds; round++) {
+      burstExec.push(await worker.request<BurstResult>({ op: "burst", nodes: ["exec"], count: BURST }));
+      // One node queues at most 100 messages (plus one per channel running): two nodes share the daemon.
+      burstOurs.push(await worker.request<BurstResult>({ op: "burst", nodes: ["oursN", "oursN2"], count: BURST, payload: "true" }));
+    }
+
+    log(`busy channel: sleep ${plan.sleepS} s on one of ${channels} channels`);
+    free = (await worker.request<SeqResult>({ op: "seq", node: "oursN", count: plan.busyCount, payload: "true" })).latencies;
+    const sleepStarted = performance.now();
+    const ticket = await worker.request<string>({ op: "start", node: "oursN", payload: `sleep ${plan.sleepS}` });
+    await pause(Math.min(500, plan.sleepS * 300));
+    busy = (await worker.request<SeqResult>({ op: "seq", node: "oursN", count: plan.busyCount, payload: "true" })).latencies;
+    const busyDone = performance.now() - sleepStarted;
+    if (busyDone >= plan.sleepS * 1000) log(`warning: the \`true\` runs ended after the sleep (${ms(busyDone)})`);
+    sleepEnded = await worker.request<number>({ op: "await", ticket });
+
+    if (straceAvailable()) {
+      log("forks counted with strace");
+      forksOurs = await countForks(worker.pid, path.join(dir, "strace.ours"), async () => void (await worker.request({ op: "seq", node: "ours", count: plan.straceMessages })));
+      forksExec = await countForks(worker.pid, path.join(dir, "strace.exec"), async () => void (await worker.request({ op: "seq", node: "exec", count: plan.straceMessages })));
+    } else {
+      log("strace not found: forks counted through the child_process APIs only");
+    }
+  }
+
+  const rss = { daemon: statusBytes(d1.pid, "VmHWM"), daemonN: statusBytes(dN.pid, "VmHWM"), bare: statusBytes(bare.pid, "VmHWM") };
+
+  // --- the table ---------------------------------------------------------------------------------
+  if (atZero === null) throw new Error("no +0 measurement");
+  const floorMs = median(floor);
+  const execMs = median(atZero.exec.latencies);
+  const oursMs = median(atZero.ours.latencies);
+  const rows: Row[] = [];
+  rows.push({ what: LABELS.floor, figure: `${ms(floorMs)} per call (n=${floor.length})` });
+  rows.push({ what: LABELS.execSeq, figure: `${ms(execMs)}/msg (n=${atZero.exec.messages}); ${eldText(atZero.exec)}` });
+  const seqRatio = ratio(oursMs, execMs);
+  rows.push({
+    what: `${LABELS.oursSeq} (sleep ${SLEEP_TIME} s, 1 channel)`,
+    figure: `${ms(oursMs)}/msg (n=${atZero.ours.messages}) = ${times(seqRatio)} exec node, ${times(ratio(oursMs, floorMs))} floor; ${eldText(atZero.ours)}`,
+    target: "≤ 1.0× exec node",
+    verdict: verdict(seqRatio <= 1),
+  });
+  const engineMs = median(engine);
+  const pollMs = median(poll);
+  rows.push({ what: LABELS.engineWatch, figure: `${ms(engineMs)}/command (n=${engine.length})` });
+  rows.push({ what: `${LABELS.enginePoll}, sleep ${SLEEP_TIME} s`, figure: `${ms(pollMs)}/command (n=${poll.length}): wake on change is ${times(ratio(pollMs, engineMs))} faster` });
+  const throughput = (bursts: BurstResult[]) => median(bursts.map((b) => (1000 * b.ok) / b.elapsedMs));
+  const failedOf = (bursts: BurstResult[]) => bursts.reduce((sum, b) => sum + b.failed, 0);
+  const tExec = throughput(burstExec);
+  const tOurs = throughput(burstOurs);
+  const burstNote = (bursts: BurstResult[]) => (failedOf(bursts) > 0 ? `, ${failedOf(bursts)} failed (${bursts.find((b) => b.firstError)?.firstError ?? ""})` : "");
+  rows.push({ what: LABELS.burstExec, figure: `${fmt(tExec, 0)} msgs/s (${burstExec.length} round(s)${burstNote(burstExec)}); event loop max ${fmt(Math.max(...burstExec.map((b) => b.eld.max)), 0)} ms` });
+  rows.push({
+    what: `${LABELS.burstOurs}, ${channels} channels (cores × 2), 2 nodes × 100`,
+    figure: `${fmt(tOurs, 0)} msgs/s = ${times(ratio(tOurs, tExec))} exec node${burstNote(burstOurs)}; event loop max ${fmt(Math.max(...burstOurs.map((b) => b.eld.max)), 0)} ms`,
+    target: "≥ 1.0× exec node",
+    verdict: verdict(failedOf(burstOurs) === 0 && tOurs >= tExec),
+  });
+  const freeMs = median(free);
+  const busyMs = median(busy);
+  const busyRatio = ratio(busyMs, freeMs);
+  rows.push({ what: `${LABELS.freeChannel} (${channels})`, figure: `${ms(freeMs)}/msg (n=${free.length})` });
+  rows.push({
+    what: `${LABELS.busyChannel} (${plan.sleepS} s)`,
+    figure: `${ms(busyMs)}/msg (n=${busy.length}) = ${times(busyRatio)} free; the sleep's own message took ${fmt(sleepEnded / 1000, 2)} s`,
+    target: "≤ 2× free",
+    verdict: verdict(busyRatio <= 2),
+  });
+  const idleS = fmt(idle.daemon.seconds, 0);
+  rows.push({
+    what: `${LABELS.daemonIdle} (${idleS} s, sleep ${SLEEP_TIME} s)`,
+    figure: `${fmt(idle.daemon.percent, 3)} % of a core (utime+stime: ${idle.daemon.ticks} tick(s)); bare node ${fmt(idle.bare.percent, 3)} %`,
+    target: "≤ 0.2 %",
+    verdict: verdict(idle.daemon.percent <= 0.2),
+  });
+  const idleCost = idle.nodeRed.percent - idle.baseline.percent;
+  rows.push({
+    what: `${LABELS.nodeRedIdle} (${idleS} s)`,
+    figure: `${fmt(idle.nodeRed.percent, 3)} % vs ${fmt(idle.baseline.percent, 3)} % (Δ ${idleCost >= 0 ? "+" : ""}${fmt(idleCost, 3)} % of a core; ticks ${idle.nodeRed.ticks} vs ${idle.baseline.ticks})`,
+    target: "no measurable cost (Δ ≤ 0.1 %)",
+    verdict: verdict(idleCost <= 0.1),
+  });
+  const rssRatio = ratio(rss.daemon, rss.bare);
+  rows.push({
+    what: LABELS.daemonRss,
+    figure: `${mib(rss.daemon)} vs ${mib(rss.bare)} = ${times(rssRatio)} (${channels}-channel daemon after the burst: ${mib(rss.daemonN)})`,
+    target: "≤ 1.2× bare node",
+    verdict: verdict(rssRatio <= 1.2),
+  });
+  const all = heap.reduce((acc, h) => ({ ours: acc.ours + h.ours.spawns, oursN: acc.oursN + h.ours.messages, exec: acc.exec + h.exec.spawns, execN: acc.execN + h.exec.messages }), { ours: 0, oursN: 0, exec: 0, execN: 0 });
+  rows.push({
+    what: LABELS.forksApi,
+    figure: `ours ${fmt(all.ours / all.oursN, 2)} (${all.ours} in ${all.oursN} msgs); exec node ${fmt(all.exec / all.execN, 2)} (${all.exec} in ${all.execN})`,
+    target: "0 (ours)",
+    verdict: verdict(all.ours === 0),
+  });
+  const oursForks = forksOurs as ForkCount | null;
+  const execForks = forksExec as ForkCount | null;
+  rows.push({
+    what: LABELS.forksStrace,
+    figure:
+      oursForks === null || execForks === null
+        ? "n/a (strace not installed)"
+        : `ours ${fmt(oursForks.processes / plan.straceMessages, 2)} (${oursForks.processes} in ${plan.straceMessages} msgs); exec node ${fmt(execForks.processes / plan.straceMessages, 2)} (${execForks.processes} in ${plan.straceMessages})`,
+    target: "0 (ours)",
+    verdict: oursForks === null ? "n/a" : verdict(oursForks.processes === 0),
+  });
+  for (const h of heap) {
+    const e = median(h.exec.latencies);
+    const o = median(h.ours.latencies);
+    rows.push({
+      what: `${LABELS.heap}${h.mib >= 1024 ? `${h.mib / 1024} GiB` : `${h.mib} MiB`} (RSS ${mib(h.rss)})`,
+      figure: `exec node ${ms(e)}/msg, ${eldText(h.exec)}; ours ${ms(o)}/msg = ${times(ratio(o, e))} exec, ${eldText(h.ours)}`,
+    });
+  }
+  const last = heap.at(-1);
+  if (last !== undefined && last.mib > 0) {
+    const o0 = median(atZero.ours.latencies);
+    const o1 = median(last.ours.latencies);
+    const e1 = median(last.exec.latencies);
+    const unchanged = ratio(o1, o0);
+    const vsExec = ratio(o1, e1);
+    rows.push({
+      what: LABELS.heapTarget,
+      figure: `ours ${times(unchanged)} its +0 time; ${times(vsExec)} the exec node's`,
+      target: "≤ 1.25× +0 (noise) and ≤ 0.15× exec",
+      verdict: verdict(unchanged <= 1.25 && vsExec <= 0.15),
+    });
+  }
+  const eldMax = Math.max(...heap.map((h) => maxEld(h.ours)));
+  rows.push({ what: LABELS.eldOurs, figure: `${fmt(eldMax, 1)} ms (exec node: ${fmt(Math.max(...heap.map((h) => maxEld(h.exec))), 1)} ms)`, target: "≤ 5 ms", verdict: verdict(eldMax <= 5) });
+
+  process.stdout.write(`\n${machineInfo(nodeRed, dir)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases)" : "Mode:     full"}; measured in ${fmt((performance.now() - started) / 1000, 0)} s\n\n`);
+  process.stdout.write(renderTable(rows));
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

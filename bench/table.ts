@@ -1,0 +1,46 @@
+/** The benchmark's one table, printed as Markdown (the README shows a copy). */
+
+/** The first words of every row, in order: the test checks that each one is printed. */
+export const LABELS = {
+  floor: "Floor: `sh -c true` spawned from Node",
+  execSeq: "Core exec node, `true`, one message at a time",
+  oursSeq: "file-daemon-exec, `true`, one message at a time",
+  engineWatch: "Engine (submitCommand), wake on change",
+  enginePoll: "Engine, poll only (`--no-watch`, `watch: false`)",
+  burstExec: "Burst of 200 messages, core exec node",
+  burstOurs: "Burst of 200 messages, file-daemon-exec",
+  freeChannel: "`true` on a multi-channel daemon, all channels free",
+  busyChannel: "`true` while `sleep` holds one channel",
+  daemonIdle: "Daemon idle CPU",
+  nodeRedIdle: "Node-RED idle CPU, with our nodes vs without",
+  daemonRss: "Daemon peak RSS vs a bare idle `node`",
+  forksApi: "Processes started by Node-RED per message (child_process calls)",
+  forksStrace: "Forks of Node-RED per message (strace clone/fork)",
+  heap: "Node-RED holding +",
+  heapTarget: "With +1 GiB: ours vs +0 and vs exec",
+  eldOurs: "Event-loop delay max while ours runs (any heap size)",
+} as const;
+
+export type Verdict = "PASS" | "MISS" | "n/a" | "";
+
+export interface Row {
+  readonly what: string;
+  readonly figure: string;
+  readonly target?: string;
+  readonly verdict?: Verdict;
+}
+
+export function verdict(ok: boolean | null): Verdict {
+  if (ok === null) return "n/a";
+  return ok ? "PASS" : "MISS";
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
+export function renderTable(rows: readonly Row[]): string {
+  const lines = ["| Measure | Result (median) | Target | |", "|---|---|---|---|"];
+  for (const row of rows) lines.push(`| ${cell(row.what)} | ${cell(row.figure)} | ${cell(row.target ?? "")} | ${row.verdict ?? ""} |`);
+  return `${lines.join("\n")}\n`;
+}

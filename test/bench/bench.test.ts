@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { LABELS } from "../../bench/table";
+
+const RUN = path.resolve(__dirname, "..", "..", "bench", "run.js");
+
+/** Our temp directories left in os.tmpdir(). */
+function leftovers(): string[] {
+  return readdirSync(os.tmpdir()).filter((name) => name.startsWith("file-daemon-bench-"));
+}
+
+/**
+ * The benchmark keeps working: `--quick` exits 0 and prints every row. Nothing here is timed
+ * (the machine is noisy): a MISS is a figure to look at, not a failing test.
+ */
+describe("npm run bench -- --quick", function () {
+  this.timeout(120_000);
+
+  it("exits 0 and prints the machine and every row of the table, and leaves no temp files", async () => {
+    const before = new Set(leftovers());
+    const child = spawn(process.execPath, [RUN, "--quick"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, `exit ${code}\n${stderr}\n${stdout}`);
+    for (const field of ["Date:", "CPU:", "Node:", "Node-RED", "Files:"]) assert.ok(stdout.includes(field), `no ${field} in:\n${stdout}`);
+    const rows = stdout.split("\n").filter((line) => line.startsWith("| "));
+    for (const label of Object.values(LABELS)) {
+      assert.ok(
+        rows.some((row) => row.startsWith(`| ${label}`)),
+        `no row "${label}" in:\n${stdout}`,
+      );
+    }
+    assert.equal(rows.filter((row) => row.startsWith(`| ${LABELS.heap}`)).length, 3, "one row per heap size (+0, +512 MiB, +1 GiB)");
+    for (const row of rows.slice(1)) assert.doesNotMatch(row, /NaN|undefined/, row);
+    assert.deepEqual(
+      leftovers().filter((name) => !before.has(name)),
+      [],
+    );
+  });
+});
