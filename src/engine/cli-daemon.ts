@@ -2,10 +2,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
-import { FileDaemonError } from "../protocol/errors";
+import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
 import { Daemon } from "./daemon";
 import { LineLogger } from "./log";
-import { dropPrivileges } from "./privileges";
+import { dropPrivileges, lookupUser } from "./privileges";
 import { channelCount, sleepTimeMs } from "./settings";
 
 export const RUN_USAGE = `Usage: file-daemon [run] RESULTS COMMANDS [SLEEP_TIME] [options]
@@ -18,7 +18,8 @@ arrives. By default the daemon stays in the foreground and logs to stderr (right
 Options:
   --channels N       run up to N commands at once, each on its own pair of files (default 1)
   --detach           go to the background as a classic Unix daemon (new session, cwd /, umask,
-                     stdio to /dev/null or the log); prints the pid once it is serving
+                     stdin and stdout /dev/null, stderr to the log or /dev/null, inherited
+                     descriptors closed); prints the pid once it is serving
   --pidfile PATH     write the daemon's pid here (atomically); removed on exit
   --log PATH         append log lines to PATH instead of stderr (SIGHUP reopens it)
   --shell PATH       shell that runs the commands (default /bin/sh)
@@ -28,7 +29,8 @@ Options:
   --stale MS         lock staleness in ms; every party must use the same value (10000)
   --file-mode MODE   mode of files the daemon creates, octal (default 0600)
   --umask MODE       umask with --detach, octal (default 0077)
-  --user NAME        when started as root, switch to this user before serving
+  --user NAME        when started as root, switch to this user (and its groups) before
+                     serving; the files' directory, --log and --pidfile must be its to write
   --no-watch         do not use change events; read the files every SLEEP_TIME only
   -h, --help         show this help
 `;
@@ -84,10 +86,13 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   }
   sleepTimeMs(sleepArg);
   if (values.channels !== undefined) channelCount(values.channels);
-  if (values.detach && values["detached-stage"] === undefined) return launchDetached(args, values.log);
+  const umask = octal(values.umask, 0o077, "umask");
+  if (values.user !== undefined) lookupUser(values.user);
+  if (values.detach && values["detached-stage"] === undefined) return launchDetached(args, values.log, values.user);
   const stage = values["detached-stage"];
-  if (stage === "1") return detachAgain(args);
-  if (stage === "2") becomeDaemonProcess(octal(values.umask, 0o077, "umask"));
+  closeInheritedDescriptors(stage === undefined ? [] : [3]);
+  if (stage === "1") return detachAgain(args, values.log);
+  if (stage === "2") becomeDaemonProcess(umask);
   if (values.user !== undefined) dropPrivileges(values.user);
 
   const log = new LineLogger(values.log === undefined ? null : path.resolve(values.log));
@@ -112,16 +117,26 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGHUP", () => log.reopen());
+  process.on("SIGHUP", () => {
+    if (log.reopen()) log.info("SIGHUP received: log reopened");
+  });
   if (stage === "2") notifyLauncher(`ready ${process.pid}\n`);
   await daemon.stopped;
   return 0;
 }
 
 /** Stage 0, the command the user typed: start stage 1 in a new session, wait for readiness. */
-async function launchDetached(args: string[], log: string | undefined): Promise<number> {
+async function launchDetached(args: string[], log: string | undefined, user: string | undefined): Promise<number> {
   const absolute = absolutePathArgs(args);
-  if (log !== undefined) fs.closeSync(fs.openSync(path.resolve(log), "a", 0o600));
+  if (log !== undefined) {
+    // Created here so that a bad path fails at once, in the terminal; the daemon's user owns it.
+    const file = path.resolve(log);
+    fs.closeSync(fs.openSync(file, "a", 0o600));
+    if (user !== undefined && process.getuid?.() === 0) {
+      const { uid, gid } = lookupUser(user);
+      fs.chownSync(file, uid, gid);
+    }
+  }
   const child = spawn(process.execPath, [process.argv[1] ?? "", "run", ...absolute, "--detached-stage", "1"], {
     detached: true,
     cwd: "/",
@@ -135,18 +150,64 @@ async function launchDetached(args: string[], log: string | undefined): Promise<
     process.stdout.write(`file-daemon started in the background, pid ${line.slice(6)}\n`);
     return 0;
   }
-  throw new FileDaemonError("IO", line.startsWith("error ") ? line.slice(6) : "the background daemon exited before it was ready; run it in the foreground to see why");
+  const error = line.startsWith("error ") ? errorFromLine(line.slice(6)) : new FileDaemonError("IO", "the background daemon exited before it was ready; run it in the foreground to see why");
+  // The daemon wrote it to its --log already.
+  logged.add(error);
+  throw error;
+}
+
+const logged = new WeakSet<object>();
+
+/** Whether `err` was written to the daemon's log already (by the background daemon itself). */
+export function wasLogged(err: unknown): boolean {
+  return typeof err === "object" && err !== null && logged.has(err);
+}
+
+/** "message [CODE]" back into a FileDaemonError with that code. */
+function errorFromLine(line: string): FileDaemonError {
+  const match = /^(.*) \[([A-Z_]+)\]$/s.exec(line);
+  return match === null ? new FileDaemonError("IO", line) : new FileDaemonError(match[2] as FileDaemonErrorCode, match[1] as string);
 }
 
 /** Stage 1, a session leader: start stage 2 (which can never regain a terminal) and exit. */
-function detachAgain(args: string[]): number {
+function detachAgain(args: string[], log: string | undefined): number {
   const rest = args.filter((_arg, i) => args[i] !== "--detached-stage" && args[i - 1] !== "--detached-stage");
+  // stderr goes to the log, so that even a crash of Node itself leaves its trace there.
+  const stderr = log === undefined ? "ignore" : fs.openSync(log, "a", 0o600);
   const child = spawn(process.execPath, [process.argv[1] ?? "", ...rest, "--detached-stage", "2"], {
     cwd: "/",
-    stdio: ["ignore", "ignore", "ignore", 3],
+    stdio: ["ignore", "ignore", stderr, 3],
   });
   child.unref();
   return 0;
+}
+
+/** Linux's O_CLOEXEC, as /proc/PID/fdinfo shows it in `flags` (octal). */
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Closes the descriptors this process inherited beyond 0–2 (and `keep`), so that a daemon
+ * holds no file, pipe or socket of whoever started it. Node opens every descriptor of its own
+ * close-on-exec, so one without that flag was inherited. Linux only (/proc); elsewhere a no-op.
+ */
+export function closeInheritedDescriptors(keep: readonly number[]): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync("/proc/self/fd");
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (!Number.isSafeInteger(fd) || fd <= 2 || keep.includes(fd)) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+      if (flags === undefined || (parseInt(flags, 8) & O_CLOEXEC) !== 0) continue;
+      fs.closeSync(fd);
+    } catch {
+      // Closed meanwhile (the directory listing's own descriptor): nothing to do.
+    }
+  }
 }
 
 /** Stage 2: the daemon proper. The session, cwd and stdio were set by its parents. */
@@ -155,6 +216,12 @@ function becomeDaemonProcess(umask: number): void {
   for (const signal of ["SIGTTOU", "SIGTTIN", "SIGTSTP"] as const) process.on(signal, () => undefined);
   process.on("uncaughtException", (err) => {
     notifyLauncher(`error ${err.message}\n`);
+    // stderr is the log (or /dev/null): leave the reason where the operator looks.
+    try {
+      fs.writeSync(2, `${new Date().toISOString()} file-daemon[${process.pid}] error: uncaught exception, exiting: ${err.stack ?? err.message}\n`);
+    } catch {
+      // Nowhere to write.
+    }
     process.exit(1);
   });
 }

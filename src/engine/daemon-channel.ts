@@ -2,13 +2,14 @@ import { promises as fsp } from "node:fs";
 import { peek, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
-import { FileDaemonError } from "../protocol/errors";
+import { writeFileAtomic } from "../protocol/atomic-write";
+import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { isOwnerGone } from "../protocol/liveness";
-import type { LockOptions } from "../protocol/lock";
+import { release, tryLock, type LockOptions } from "../protocol/lock";
 import type { ChannelFiles } from "../protocol/paths";
 import { decodeResults, encodeDone, encodeRunning, type DecodedResults, type DoneRecord, type Owner } from "../protocol/result-record";
 import type { Logger } from "./log";
-import { unsafeFileReason } from "./file-safety";
+import { maxChannelFileBytes, unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { runCommand, type Outcome, type RunOptions, type RunningCommand } from "./run-command";
 
 export interface ChannelContext {
@@ -53,6 +54,8 @@ export class DaemonChannel {
       return false;
     }
     if (this.unwritten !== null) return true;
+    const replaced = await this.replaceUnreadable();
+    if (replaced !== "ok") return replaced === "busy";
     const commands = decodeCommands(await peek(this.files.commands));
     if (commands.kind === "empty" || !acceptNew) {
       await this.expireResult();
@@ -101,7 +104,7 @@ export class DaemonChannel {
       return null;
     }
     const record = commands.record;
-    const reason = (await unsafeFileReason(this.files.commands, this.ctx.fileMode)) ?? invalidReason(record.command);
+    const reason = (await unsafeCommandsReason(this.files.commands, this.ctx.fileMode)) ?? invalidReason(record.command);
     if (reason !== null) {
       await state.writeResults(encodeDone(doneRecord(record, refused(`${reason}; the command was not run`))));
       await state.writeCommands("");
@@ -131,6 +134,41 @@ export class DaemonChannel {
         this.unwritten = { owner, content: encodeDone(doneRecord(owner, outcome)) };
         this.ctx.wake();
       });
+  }
+
+  /**
+   * A channel file that is a symbolic link, a FIFO, a device or huge was put there by a third
+   * party (submitters replace files by rename): it is replaced by an empty file under both
+   * locks without being read, so it can neither hang the daemon, fill its memory, nor lead it
+   * to a file elsewhere. "busy" when a lock was held, "replaced" when something was replaced.
+   */
+  private async replaceUnreadable(): Promise<"ok" | "busy" | "replaced"> {
+    const { commands, results } = this.files;
+    const maxBytes = maxChannelFileBytes(this.ctx.run.captureLimit);
+    if (unreadableFileReason(commands, maxBytes) === null && unreadableFileReason(results, maxBytes) === null) return "ok";
+    const releaseCommands = await tryLock(commands, this.ctx.lock);
+    if (releaseCommands === null) return "busy";
+    try {
+      const releaseResults = await tryLock(results, this.ctx.lock);
+      if (releaseResults === null) return "busy";
+      try {
+        for (const file of [commands, results]) {
+          const reason = unreadableFileReason(file, maxBytes);
+          if (reason === null) continue;
+          try {
+            await writeFileAtomic(file, "", this.ctx.fileMode);
+          } catch (err) {
+            throw fromFsError(err, file, "cannot replace");
+          }
+          this.ctx.log.error(`channel ${this.files.index}: ${reason}; replaced it with an empty file without reading it (nothing was run)`);
+        }
+      } finally {
+        await release(releaseResults);
+      }
+    } finally {
+      await release(releaseCommands);
+    }
+    return "replaced";
   }
 
   private async publishResult(): Promise<void> {

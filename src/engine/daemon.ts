@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
+import fs, { promises as fsp } from "node:fs";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import { DEFAULT_FILE_MODE, writeFileAtomic } from "../protocol/atomic-write";
 import { decodeDaemonInfo, encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
-import { processStartTime } from "../protocol/liveness";
+import { isPidAlive, processStartTime } from "../protocol/liveness";
 import { DEFAULT_STALE_MS, privateFs } from "../protocol/lock";
 import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
 import { DaemonChannel } from "./daemon-channel";
@@ -13,7 +13,7 @@ import { DirectoryWatch } from "./dir-watch";
 import { silentLogger, type Logger } from "./log";
 import { DEFAULT_CAPTURE_LIMIT } from "./run-command";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
-import { checkFilesAreSafe } from "./file-safety";
+import { checkFilesAreSafe, maxChannelFileBytes } from "./file-safety";
 import { VERSION } from "./version";
 
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
@@ -50,6 +50,9 @@ export class Daemon {
   private stopping = false;
   private loopDone: Promise<void> = Promise.resolve();
   private releaseDaemonLock: (() => Promise<void>) | null = null;
+  /** Why the daemon lock is not held (the directory was removed): no command is taken meanwhile. */
+  private lockLost: string | null = null;
+  private lockLostReported = "";
   private lastError = new Map<number, string>();
   private stopPromise: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -97,7 +100,7 @@ export class Daemon {
         throw fromFsError(err, dir, "cannot use directory");
       }
     }
-    await checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE);
+    await checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
     const info: DaemonInfo = {
       pid: process.pid,
       startTime: await processStartTime(process.pid),
@@ -141,7 +144,7 @@ export class Daemon {
         await channel.recover();
       }
       await this.publishInfo();
-      if (this.options.pidfile !== undefined) await writeFileAtomic(this.options.pidfile, `${process.pid}\n`, 0o644);
+      if (this.options.pidfile !== undefined) await this.writePidfile(this.options.pidfile);
     } catch (err) {
       await this.releaseLock();
       this.watch.close();
@@ -173,6 +176,44 @@ export class Daemon {
     await writeFileAtomic(this.files.info, encodeDaemonInfo(this.info), 0o644);
   }
 
+  /**
+   * Writes the pidfile atomically. One that names a live file-daemon (another daemon given the
+   * same --pidfile) is refused; one left by a dead daemon, or naming a pid that another program
+   * has since been given, is stale and replaced.
+   */
+  private async writePidfile(pidfile: string): Promise<void> {
+    let previous = "";
+    try {
+      previous = fs.readFileSync(pidfile, "utf8").trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw fromFsError(err, pidfile, "cannot read the pidfile");
+    }
+    const pid = /^\d{1,10}$/.test(previous) ? Number(previous) : null;
+    if (pid !== null && pid !== process.pid && pid > 0) {
+      const state = pidState(pid);
+      if (state === "file-daemon") {
+        throw new FileDaemonError("ALREADY_RUNNING", `the pidfile ${pidfile} names file-daemon pid ${pid}, which is running; stop it, or give this daemon another --pidfile`);
+      }
+      this.log.info(`the pidfile ${pidfile} named pid ${pid}, which ${state === "dead" ? "is not running" : "is another program now"}: stale, replaced`);
+    } else if (previous !== "" && pid === null) {
+      this.log.info(`the pidfile ${pidfile} held ${JSON.stringify(previous.slice(0, 40))}, not a pid: replaced`);
+    }
+    try {
+      await writeFileAtomic(pidfile, `${process.pid}\n`, 0o644);
+    } catch (err) {
+      throw fromFsError(err, pidfile, "cannot write the pidfile");
+    }
+  }
+
+  /** Removes the pidfile if it still names this daemon. */
+  private async removePidfile(pidfile: string): Promise<void> {
+    try {
+      if (fs.readFileSync(pidfile, "utf8").trim() === String(process.pid)) fs.rmSync(pidfile, { force: true });
+    } catch {
+      // Gone already, or unreadable: nothing of ours to remove.
+    }
+  }
+
   private async loop(): Promise<void> {
     const sleepMs = this.info.sleepTime * 1000;
     // The daemon wakes for new commands and kill requests, not for its own writes (a finished
@@ -190,16 +231,19 @@ export class Daemon {
   /** One pass over every channel; true when some channel found a lock busy. */
   private async tick(): Promise<boolean> {
     this.watch.rewatch();
-    try {
-      await fsp.stat(this.files.info);
-    } catch {
-      // The directory was deleted or emptied: publish again once it is back.
-      await this.publishInfo().catch(() => undefined);
+    await this.keepDaemonLock();
+    if (this.lockLost === null) {
+      try {
+        await fsp.stat(this.files.info);
+      } catch {
+        // Someone removed the info file: publish it again.
+        await this.publishInfo().catch(() => undefined);
+      }
     }
     let busy = false;
     for (const channel of this.channels) {
       try {
-        busy = (await channel.service(!this.stopping)) || busy;
+        busy = (await channel.service(!this.stopping && this.lockLost === null)) || busy;
         this.reportRecovered(channel.files.index);
       } catch (err) {
         this.reportError(channel.files.index, err);
@@ -222,9 +266,80 @@ export class Daemon {
   }
 
   private onLockCompromised(err: Error): void {
-    this.log.error(`the daemon lock ${this.files.daemonLock} was lost (${err.message}); stopping so that two daemons never serve the same files`);
     this.releaseDaemonLock = null;
+    if (!this.stopping && !fs.existsSync(this.files.daemonLock)) {
+      // Nobody took it over: the directory was removed or emptied. Wait for it to come back.
+      this.loseLock(`the daemon lock ${this.files.daemonLock} disappeared (${err.message})`);
+      this.watch.changes.notify();
+      return;
+    }
+    this.log.error(`the daemon lock ${this.files.daemonLock} was lost (${err.message}); stopping so that two daemons never serve the same files`);
     void this.stop();
+  }
+
+  private loseLock(why: string): void {
+    if (this.lockLost !== null) return;
+    this.lockLost = why;
+    this.log.error(`${why}: the directory was removed or emptied. Not taking commands until it is back (a running command finishes; its result is kept and written once it can be)`);
+  }
+
+  /**
+   * Notices that the daemon lock vanished with its directory (rm -r, a cleaned /tmp) and takes
+   * it again once the directory is back, unless another daemon has started there meanwhile
+   * (then this one stops), or the new directory is unsafe (then it keeps waiting).
+   */
+  private async keepDaemonLock(): Promise<void> {
+    if (this.stopping) return;
+    if (this.lockLost === null) {
+      if (this.releaseDaemonLock === null || fs.existsSync(this.files.daemonLock)) return;
+      const release = this.releaseDaemonLock;
+      this.releaseDaemonLock = null;
+      await release().catch(() => undefined);
+      this.loseLock(`the daemon lock ${this.files.daemonLock} disappeared`);
+    }
+    const missing = this.files.directories.find((dir) => !fs.existsSync(dir));
+    if (missing !== undefined) return this.reportLockProblem(`waiting for ${missing} to exist again`);
+    const other = await readLiveDaemon(this.files);
+    if (other !== null && other.pid !== process.pid) {
+      this.log.error(`file-daemon pid ${other.pid} serves ${this.files.commands} now; stopping so that two daemons never serve the same files`);
+      void this.stop();
+      return;
+    }
+    try {
+      await checkFilesAreSafe(this.files, this.channels.length, this.options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(this.options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
+      await this.removeLockOfDeadDaemon();
+      this.releaseDaemonLock = await lockfile.lock(this.files.info, {
+        realpath: false,
+        fs: privateFs,
+        stale: this.info.stale,
+        onCompromised: (err) => this.onLockCompromised(err),
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
+        this.log.error(`another file-daemon took ${this.files.daemonLock} while the directory was gone; stopping so that two daemons never serve the same files`);
+        void this.stop();
+        return;
+      }
+      return this.reportLockProblem(err instanceof Error ? err.message : String(err));
+    }
+    try {
+      await this.publishInfo();
+    } catch (err) {
+      await this.releaseLock();
+      return this.reportLockProblem(err instanceof Error ? err.message : String(err));
+    }
+    this.lockLost = null;
+    this.lockLostReported = "";
+    // An inotify watch on a removed directory is dead: watch the new one.
+    this.watch.close();
+    this.watch.rewatch();
+    this.log.info(`${this.files.directories.join(" and ")} back: serving ${this.files.commands} again`);
+  }
+
+  private reportLockProblem(message: string): void {
+    if (this.lockLostReported === message) return;
+    this.lockLostReported = message;
+    this.log.error(`not serving: ${message}`);
   }
 
   /** Stops taking commands, lets running ones finish (then kills them), writes their results. */
@@ -241,8 +356,8 @@ export class Daemon {
     if (running.length > 0) this.log.info(`stopping: waiting for ${running.length} running command(s)`);
     await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
     this.watch.close();
-    await fsp.rm(this.files.info, { force: true }).catch(() => undefined);
-    if (this.options.pidfile !== undefined) await fsp.rm(this.options.pidfile, { force: true }).catch(() => undefined);
+    if (this.releaseDaemonLock !== null) await fsp.rm(this.files.info, { force: true }).catch(() => undefined);
+    if (this.options.pidfile !== undefined) await this.removePidfile(this.options.pidfile);
     await this.releaseLock();
     this.log.info("stopped");
     this.resolveStopped();
@@ -253,4 +368,16 @@ export class Daemon {
     this.releaseDaemonLock = null;
     if (release !== null) await release().catch(() => undefined);
   }
+}
+
+/** What runs as `pid` now: a file-daemon, another program (the pid was reused), or nothing. */
+function pidState(pid: number): "file-daemon" | "other" | "dead" {
+  let cmdline: string;
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    // No /proc (or the process just ended): only ask whether it exists.
+    return fs.existsSync("/proc/self") || !isPidAlive(pid) ? "dead" : "file-daemon";
+  }
+  return cmdline.split("\0").some((arg) => /(^|\/)file-daemon(\.js)?$/.test(arg)) ? "file-daemon" : "other";
 }

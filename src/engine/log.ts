@@ -10,14 +10,29 @@ export class LineLogger implements Logger {
   private fd: number | null = null;
 
   constructor(private readonly file: string | null) {
-    this.reopen();
+    this.fd = this.file === null ? null : fs.openSync(this.file, "a", 0o600);
   }
 
-  reopen(): void {
-    if (this.file === null) return;
+  /**
+   * Opens the log file again (after logrotate renamed it: SIGHUP). When it cannot be opened,
+   * the daemon keeps writing to the file it had and says why there.
+   */
+  reopen(): boolean {
+    if (this.file === null) return true;
     const previous = this.fd;
-    this.fd = fs.openSync(this.file, "a", 0o600);
+    try {
+      this.fd = fs.openSync(this.file, "a", 0o600);
+    } catch (err) {
+      this.error(`cannot reopen the log ${this.file}: ${(err as Error).message}; still writing to the previous file`);
+      return false;
+    }
     if (previous !== null) fs.closeSync(previous);
+    return true;
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
   }
 
   info(message: string): void {

@@ -202,9 +202,11 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    * Whether someone else (another Node-RED, systemd, a person) serves the files now, so that
    * daemon is adopted instead of counting a crash. A daemon refused with "already serves" may
    * have met one that holds the lock but has not published its info yet: give it a moment.
+   * The CLI ends every fatal error with its code in brackets, a marker that does not change
+   * with the wording.
    */
   private async anotherDaemonServes(): Promise<boolean> {
-    const refused = logTail(this.logFile, 2).includes("already serves");
+    const refused = logTail(this.logFile, 2).includes("[ALREADY_RUNNING]");
     const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
     for (;;) {
       if ((await readLiveDaemon(this.files)) !== null) return true;
