@@ -2,6 +2,7 @@ import { stopLiveDaemon } from "../engine/daemon-process";
 import { ExternalWatcher, type ExternalStatus } from "../engine/external-watcher";
 import { Supervisor, type SupervisorStatus } from "../engine/supervisor";
 import { daemonFiles } from "../protocol/paths";
+import type { Allowlist } from "./allowlist";
 import type { DaemonConnection, DaemonHealth } from "./daemon-connection";
 import { claim, leaveRunning } from "./daemon-handover";
 import type { DaemonSettings } from "./daemon-settings";
@@ -51,6 +52,10 @@ export class ConfigDaemon implements DaemonConnection {
 
   get sleepTime(): number {
     return this.settings.sleepTime;
+  }
+
+  get allowlist(): Allowlist | null {
+    return this.settings.allowlist;
   }
 
   get health(): DaemonHealth {

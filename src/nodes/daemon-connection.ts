@@ -1,3 +1,4 @@
+import type { Allowlist } from "./allowlist";
 import type { Node, NodeStatus } from "./node-red-types";
 
 /** The daemon's health as exec nodes see it, in managed or external mode. */
@@ -18,6 +19,8 @@ export interface DaemonConnection {
   /** Seconds, as submitCommand takes it. */
   readonly sleepTime: number;
   readonly health: DaemonHealth;
+  /** Commands the exec nodes may send; null allows every command. */
+  readonly allowlist: Allowlist | null;
   /** Seconds a submission may wait for the daemon to (re)appear before it fails. */
   daemonWaitSeconds(): number;
   /** Calls `listener` on every health change; returns the unsubscribe function. */

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { channelCount, checkPath, DEFAULT_SLEEP_TIME, sleepTimeMs } from "../engine/settings";
 import { FileDaemonError } from "../protocol/errors";
+import { Allowlist } from "./allowlist";
 import type { NodeDef } from "./node-red-types";
 
 /** A `file-daemon` config node as the editor saves it (numbers may arrive as strings). */
@@ -10,6 +11,8 @@ export interface FileDaemonDef extends NodeDef {
   readonly sleepTime?: number | string;
   readonly mode?: string;
   readonly channels?: number | string;
+  /** Patterns, one per line, that every command must match (see allowlist.ts); empty = any. */
+  readonly allowlist?: string;
 }
 
 export interface DaemonSettings {
@@ -18,6 +21,7 @@ export interface DaemonSettings {
   readonly sleepTime: number;
   readonly channels: number;
   readonly mode: "managed" | "external";
+  readonly allowlist: Allowlist | null;
 }
 
 /** Checks a config node's properties; throws FileDaemonError BAD_OPTION naming the bad one. */
@@ -29,7 +33,8 @@ export function parseDaemonSettings(def: FileDaemonDef): DaemonSettings {
   const channels = isUnset(def.channels) ? 1 : channelCount(def.channels);
   const mode = def.mode ?? "managed";
   if (mode !== "managed" && mode !== "external") throw new FileDaemonError("BAD_OPTION", `mode must be "managed" or "external", got ${JSON.stringify(mode)}`);
-  return { commandsFile, resultsFile, sleepTime, channels, mode };
+  if (def.allowlist !== undefined && def.allowlist !== null && typeof def.allowlist !== "string") throw new FileDaemonError("BAD_OPTION", "the allowlist must be text: one pattern per line");
+  return { commandsFile, resultsFile, sleepTime, channels, mode, allowlist: Allowlist.parse(def.allowlist) };
 }
 
 function isUnset(value: unknown): boolean {

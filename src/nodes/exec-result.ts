@@ -55,6 +55,7 @@ const FAILURE_TEXT: Record<string, string> = {
   BAD_COMMAND: "bad input",
   BAD_OPTION: "bad input",
   QUEUE_FULL: "queue full",
+  NOT_ALLOWED: "not allowed",
   NON_ZERO_EXIT: "exit non-zero",
 };
 

@@ -2,6 +2,7 @@ import { CommandFailedError, submitCommand, type CommandResult } from "../engine
 import { CommandQueue } from "../engine/command-queue";
 import { pause } from "../engine/pause";
 import { timeoutMs } from "../engine/settings";
+import { NotAllowedError } from "./allowlist";
 import { healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { commandFor } from "./exec-command";
 import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
@@ -55,6 +56,7 @@ export class ExecRunner {
     let timeout: number;
     try {
       command = commandFor({ command: this.def.command ?? "", appendPayload: this.def.appendPayload === true }, msg.payload);
+      this.checkAllowed(command);
       timeout = this.timeoutFor(msg);
     } catch (err) {
       this.fail(msg, err, done);
@@ -107,6 +109,19 @@ export class ExecRunner {
     this.idleStatus = failureStatus(error, result);
     this.showStatus();
     done(error);
+  }
+
+  /**
+   * Refuses a command the config node's allowlist does not name, before anything is queued or
+   * written. In append mode the node's own command is checked: the payload is one quoted argument.
+   */
+  private checkAllowed(command: string): void {
+    const allowlist = this.daemon.allowlist;
+    if (allowlist === null) return;
+    const fixed = (this.def.command ?? "").trim();
+    const appended = fixed !== "" && this.def.appendPayload === true;
+    const checked = appended ? fixed : command;
+    if (!allowlist.allows(checked)) throw new NotAllowedError(checked, appended ? "the node's command" : "the command");
   }
 
   private timeoutFor(msg: NodeMessage): number {
