@@ -137,14 +137,12 @@ export class Daemon {
     }
     try {
       for (const channel of this.channels) {
-        for (const file of [channel.files.commands, channel.files.results]) {
-          const handle = await fsp.open(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE);
-          await handle.close();
-        }
+        for (const file of [channel.files.commands, channel.files.results]) await this.createOrOpen(file);
         await channel.recover();
       }
-      await this.publishInfo();
+      // The pidfile first: once the info file is there, the daemon is serving and fully set up.
       if (this.options.pidfile !== undefined) await this.writePidfile(this.options.pidfile);
+      await this.publishInfo();
     } catch (err) {
       await this.releaseLock();
       this.watch.close();
@@ -152,6 +150,22 @@ export class Daemon {
     }
     this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
     this.loopDone = this.loop();
+  }
+
+  /** Creates a channel file (or checks that an existing one can be written), saying what to fix. */
+  private async createOrOpen(file: string): Promise<void> {
+    try {
+      const handle = await fsp.open(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE);
+      await handle.close();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const stat = code === "EACCES" ? await fsp.stat(file).catch(() => null) : null;
+      const uid = process.getuid?.() ?? 0;
+      if (stat !== null && stat.uid !== uid) {
+        throw new FileDaemonError("PERMISSION", `cannot open ${file}: it belongs to uid ${stat.uid} and the daemon runs as uid ${uid} (left by a daemon run as another user?); chown it to the daemon's user, or remove it`, { cause: err });
+      }
+      throw fromFsError(err, file, "cannot open");
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
 
 /** File mode for everything the protocol creates: owner-only unless the user widens it. */
 export const DEFAULT_FILE_MODE = 0o600;
@@ -16,11 +17,23 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     fs.writeFileSync(temp, data, { mode });
+    giveToDirectoryOwner(temp);
     fs.renameSync(temp, file);
   } catch (err) {
     fs.rmSync(temp, { force: true });
     throw err;
   }
+}
+
+/**
+ * A party running as root that writes into a directory another user owns gives the file to
+ * that user (PROTOCOL.md §1): a daemon started as root that dropped to that user (`--user`)
+ * could not read a root-owned 0600 command, nor a kill request.
+ */
+function giveToDirectoryOwner(temp: string): void {
+  if (process.getuid?.() !== 0) return;
+  const dir = fs.statSync(path.dirname(temp));
+  if (dir.uid !== 0) fs.chownSync(temp, dir.uid, dir.gid);
 }
 
 /** Reads a file; a missing file reads as empty (the protocol treats both as "nothing there"). */
