@@ -133,7 +133,7 @@ describe("hardening: every payload type through the exec node", function () {
     await waitForStatus("exec", "daemon running");
   }
 
-  type Outcome = { runs: { payload?: unknown; stdout?: string } } | { error: RegExp };
+  type Outcome = { runs: { payload?: unknown; payloadIn?: unknown[]; stdout?: string } } | { error: RegExp };
   const big = "x".repeat(1024 * 1024);
   const invalidUtf8 = Buffer.from([0x65, 0x63, 0x68, 0x6f, 0x20, 0xff, 0xfe]);
   const notAString = (kind: string) => ({ error: new RegExp(`BAD_COMMAND: msg\\.payload is ${kind}; it must be a string`) });
@@ -141,8 +141,8 @@ describe("hardening: every payload type through the exec node", function () {
   const table: [string, unknown, Outcome, Outcome][] = [
     ["a string", "exit 3", { runs: { payload: 3 } }, { runs: { stdout: "<exit 3>" } }],
     ["a number", 7, { runs: { payload: 127 } }, { runs: { stdout: "<7>" } }],
-    // sh -c -1.5: the shell reads a command that starts with "-" as its own options (exit 2).
-    ["a negative float", -1.5, { runs: { payload: 2 } }, { runs: { stdout: "<-1.5>" } }],
+    // "-1.5: not found" (127), or, when the shell gets it as `sh -c -1.5`, an invalid option (2).
+    ["a negative float", -1.5, { runs: { payloadIn: [127, 2] } }, { runs: { stdout: "<-1.5>" } }],
     ["boolean true", true, { runs: { payload: 0 } }, { runs: { stdout: "<true>" } }],
     ["boolean false", false, { runs: { payload: 1 } }, { runs: { stdout: "<false>" } }],
     ["an object", { cmd: "true" }, notAString("an object"), notAString("an object")],
@@ -177,6 +177,7 @@ describe("hardening: every payload type through the exec node", function () {
         if ("runs" in expected) {
           assert.equal(msg.error, undefined, `${name}: ${JSON.stringify(msg.error)}`);
           if (expected.runs.payload !== undefined) assert.equal(msg.payload, expected.runs.payload, name);
+          if (expected.runs.payloadIn !== undefined) assert.ok(expected.runs.payloadIn.includes(msg.payload), `${name}: ${String(msg.payload)}`);
           if (expected.runs.stdout !== undefined) assert.equal(msg.stdout, expected.runs.stdout, name);
         } else {
           const error = errorOf(msg);
