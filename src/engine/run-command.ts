@@ -69,23 +69,151 @@ function drain(stream: Readable | null | undefined, capture: BoundedCapture): Pr
 }
 
 /**
- * Starts `command` through the shell in a new session, so the shell leads its own process
- * group and a kill reaches every process it started (see PROTOCOL.md, "running").
- * `SHELL -c COMMAND` through node:child_process directly: execa's option handling cost about
- * a millisecond per command and ~8 MiB of daemon memory for nothing we use (npm run bench).
+ * A warm shell: `SHELL -c WARM_SCRIPT` started before a command arrives, so that forking the
+ * daemon (the largest cost of a short command: libuv forks the whole ~60 MB process on the
+ * main thread) happens while nothing waits. It reads one line from stdin: a capture flag
+ * (`1` or `0`) and the command, then behaves as `SHELL -c COMMAND` would: stdin is
+ * /dev/null, stdout and stderr go to the daemon's pipes or to /dev/null, `$$` is the shell,
+ * which leads its own session and process group, and its exit status is the command's. The
+ * variable holding the line is unset before the command runs. At EOF (the daemon died or
+ * stopped) it exits without running anything. One visible difference: a syntax error in the
+ * command is reported as `sh: 1: eval: Syntax error: ...` (exit status 2 either way).
  */
-export async function runCommand(command: string, options: RunOptions): Promise<RunningCommand> {
-  const started = performance.now();
-  const output = options.capture ? "pipe" : "ignore";
-  const spawnOptions: SpawnOptions = {
+const WARM_SCRIPT = 'IFS= read -r __file_daemon_line || exit 0; exec </dev/null; case $__file_daemon_line in 1*) ;; *) exec >/dev/null 2>&1;; esac; eval "unset __file_daemon_line; ${__file_daemon_line#?}"';
+
+/** Longer commands start cold: a shell reads a line from a pipe one byte (one syscall) at a time. */
+const WARM_LINE_MAX = 4096;
+
+/** After a command ends, the next warm shell is started this many ms later (see `rewarm`). */
+const REWARM_DELAY_MS = 3;
+
+/** A warm shell that dies unused this many times (broken shell, limits) turns warming off for good. */
+const MAX_IDLE_DEATHS = 3;
+
+type Refable = { ref?: () => void; unref?: () => void };
+
+interface Spare {
+  readonly child: ChildProcess;
+  readonly onIdleExit: () => void;
+}
+
+/** At most one idle warm shell per shell and user; taken by the next command, then replaced. */
+class WarmShells {
+  private readonly spares = new Map<string, Spare>();
+  private readonly idleDeaths = new Map<string, number>();
+
+  /** An idle warm shell for these options, or null (none ready, or warming is off). */
+  take(options: RunOptions): ChildProcess | null {
+    const key = keyOf(options);
+    const spare = this.spares.get(key);
+    if (spare === undefined) return null;
+    this.spares.delete(key);
+    spare.child.off("exit", spare.onIdleExit);
+    spare.child.off("error", spare.onIdleExit);
+    if (!isRunning(spare.child)) return null;
+    setRef(spare.child, true);
+    return spare.child;
+  }
+
+  /**
+   * Starts the next warm shell now, unless one is ready. The daemon's event loop stands still
+   * while it forks (~2 ms here for a 60 MB daemon), so this runs a few ms after a command
+   * ended: after its result was published, while the submitter collects it and before it can
+   * place the next one (measured: 1 ms often forked before the publish, 3 ms did not).
+   */
+  rewarm(options: RunOptions): void {
+    const key = keyOf(options);
+    if (this.spares.has(key) || (this.idleDeaths.get(key) ?? 0) >= MAX_IDLE_DEATHS) return;
+    this.start(key, options);
+  }
+
+  /** Ends every idle warm shell (they would end by themselves when this process exits). */
+  close(): void {
+    for (const { child, onIdleExit } of this.spares.values()) {
+      child.off("exit", onIdleExit);
+      child.stdin?.end();
+    }
+    this.spares.clear();
+  }
+
+  private start(key: string, options: RunOptions): void {
+    let child: ChildProcess;
+    try {
+      child = spawn(options.shell, ["-c", WARM_SCRIPT], spawnOptionsFor(options, ["pipe", "pipe", "pipe"]));
+    } catch {
+      this.idleDeaths.set(key, MAX_IDLE_DEATHS);
+      return;
+    }
+    // A write to a shell that died, or a failed spawn: the command's outcome says what happened.
+    child.stdin?.on("error", () => undefined);
+    const onIdleExit = () => {
+      if (this.spares.get(key)?.child !== child) return;
+      this.spares.delete(key);
+      this.idleDeaths.set(key, (this.idleDeaths.get(key) ?? 0) + 1);
+    };
+    child.once("exit", onIdleExit);
+    child.once("error", onIdleExit);
+    // An idle warm shell must not keep the daemon process alive.
+    setRef(child, false);
+    this.spares.set(key, { child, onIdleExit });
+  }
+}
+
+const warmShells = new WarmShells();
+
+/** Ends the idle warm shell(s) of this process, e.g. when its daemon stops. */
+export function closeWarmShells(): void {
+  warmShells.close();
+}
+
+function keyOf(options: RunOptions): string {
+  return `${options.shell}\0${options.uid ?? ""}\0${options.gid ?? ""}`;
+}
+
+function isRunning(child: ChildProcess): boolean {
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+function setRef(child: ChildProcess, ref: boolean): void {
+  for (const handle of [child, child.stdin, child.stdout, child.stderr] as (Refable | null)[]) {
+    if (ref) handle?.ref?.();
+    else handle?.unref?.();
+  }
+}
+
+function spawnOptionsFor(options: RunOptions, stdio: SpawnOptions["stdio"]): SpawnOptions {
+  return {
     detached: true,
-    stdio: ["ignore", output, output],
+    stdio,
     ...(options.uid === undefined ? {} : { uid: options.uid }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
   };
+}
+
+/** `SHELL -c COMMAND` in a new process, started now. */
+function spawnCold(command: string, options: RunOptions): ChildProcess {
+  const output = options.capture ? "pipe" : "ignore";
+  return spawn(options.shell, ["-c", command], spawnOptionsFor(options, ["ignore", output, output]));
+}
+
+/**
+ * Starts `command` through the shell in a new session, so the shell leads its own process
+ * group and a kill reaches every process it started (see PROTOCOL.md, "running"): in a warm
+ * shell when one is ready, else `SHELL -c COMMAND`. node:child_process directly, not execa:
+ * its option handling cost about a millisecond per command and ~8 MiB of daemon memory.
+ */
+export async function runCommand(command: string, options: RunOptions): Promise<RunningCommand> {
+  const line = `${options.capture ? 1 : 0}${command}\n`;
+  const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? warmShells.take(options) : null;
+  const started = performance.now();
   let subprocess: ChildProcess;
   try {
-    subprocess = spawn(options.shell, ["-c", command], spawnOptions);
+    if (warm !== null) {
+      subprocess = warm;
+      warm.stdin?.end(line);
+    } else {
+      subprocess = spawnCold(command, options);
+    }
   } catch (err) {
     // Invalid options throw at once; failures of the spawn itself arrive as an "error" event.
     const message = `the shell could not be started: ${err instanceof Error ? err.message : String(err)}`;
@@ -140,6 +268,8 @@ export async function runCommand(command: string, options: RunOptions): Promise<
     if (exit.error !== null) {
       return { status: "failed", code: null, signal: null, message: `the shell could not be started: ${exit.error}`, ...captured };
     }
+    // The caller publishes the result on its next turn of the event loop; warm the next shell after that.
+    setTimeout(() => warmShells.rewarm(options), REWARM_DELAY_MS).unref();
     const status: ResultStatus = killed.for?.reason ?? (exit.signal !== null ? "signaled" : "exited");
     return { status, code: exit.code, signal: exit.signal, message: killed.for?.message ?? null, ...captured };
   })();
