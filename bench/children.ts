@@ -62,7 +62,7 @@ export interface DaemonChild {
 export async function startDaemon(dir: string, name: string, sleepTime: number, channels: number, extra: string[] = []): Promise<DaemonChild> {
   const commands = path.join(dir, `${name}.commands`);
   const results = path.join(dir, `${name}.results`);
-  const args = [CLI, results, commands, String(sleepTime), "--channels", String(channels), ...extra];
+  const args = [CLI, results, commands, String(sleepTime), ...(channels === 1 ? [] : ["--channels", String(channels)]), ...extra];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const output = { text: "" };
   const exited = track(child, output);

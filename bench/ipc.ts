@@ -9,7 +9,7 @@ export interface DaemonFilesArg {
 
 export type Request =
   | { readonly op: "init" }
-  | { readonly op: "load"; readonly flow: "full" | "base"; readonly d1?: DaemonFilesArg; readonly dN?: DaemonFilesArg }
+  | { readonly op: "load"; readonly flow: "full" | "base"; readonly d1?: DaemonFilesArg; readonly dN?: DaemonFilesArg; readonly dTmpfs?: DaemonFilesArg }
   | { readonly op: "seq"; readonly node: string; readonly count: number; readonly payload?: string }
   | { readonly op: "burst"; readonly nodes: readonly string[]; readonly count: number; readonly payload?: string }
   | { readonly op: "start"; readonly node: string; readonly payload: string }

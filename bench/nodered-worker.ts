@@ -56,7 +56,7 @@ function config(id: string, files: DaemonFilesArg): FlowNode {
   return { id, type: "file-daemon", commandsFile: files.commands, resultsFile: files.results, sleepTime: files.sleepTime, mode: "external", channels: files.channels };
 }
 
-function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg): FlowNode[] {
+function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpfs?: DaemonFilesArg): FlowNode[] {
   const flow: FlowNode[] = [
     { id: "tab", type: "tab", label: "bench" },
     // The core exec node as a user sets it up to run `true`: no payload appended, exec mode.
@@ -67,6 +67,7 @@ function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg
   if (kind === "full") {
     if (d1 === undefined || dN === undefined) throw new Error("load full: d1 and dN are required");
     flow.push(config("d1", d1), config("dN", dN), ours("ours", "d1", "true", 200), ours("oursN", "dN", "", 250), ours("oursN2", "dN", "", 300));
+    if (dTmpfs !== undefined) flow.push(config("dT", dTmpfs), ours("oursTmpfs", "dT", "true", 350));
   }
   return flow;
 }
@@ -128,7 +129,7 @@ async function handle(request: Request): Promise<unknown> {
     }
     case "load": {
       const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "full" ? ourNodes() : [])];
-      await helper.load(nodes, flowFor(request.flow, request.d1, request.dN));
+      await helper.load(nodes, flowFor(request.flow, request.d1, request.dN, request.dTmpfs));
       // The helper spies on every node's send/status/log (sinon, plus a nextTick per call) for
       // test assertions; a real Node-RED does not, so remove that overhead for both nodes.
       (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();
@@ -136,6 +137,7 @@ async function handle(request: Request): Promise<unknown> {
       if (request.flow === "full" && request.d1 !== undefined && request.dN !== undefined) {
         await waitForDaemon("d1", request.d1.channels);
         await waitForDaemon("dN", request.dN.channels);
+        if (request.dTmpfs !== undefined) await waitForDaemon("dT", request.dTmpfs.channels);
       }
       return null;
     }

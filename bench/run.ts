@@ -67,9 +67,10 @@ function fileSystemOf(dir: string): string {
   }
 }
 
-function machineInfo(nodeRed: InitResult, dir: string): string {
+function machineInfo(nodeRed: InitResult, dir: string, loadAtStart: number): string {
   const cpus = os.cpus();
   return [
+    `Load:     1-min load average ${loadAtStart.toFixed(2)} at the start, ${(os.loadavg()[0] ?? 0).toFixed(2)} at the end (other work on this machine adds noise)`,
     `Date:     ${new Date().toISOString()}`,
     `CPU:      ${cpus[0]?.model ?? "?"} × ${cpus.length} (${os.arch()}), ${mib(os.totalmem())} RAM, Linux ${os.release()}`,
     `Node:     ${process.version}; Node-RED ${nodeRed.nodeRedVersion}`,
@@ -103,15 +104,34 @@ function maxEld(stats: SeqStats): number {
   return Math.max(...stats.eld.map((e) => e.max));
 }
 
-/** Exec node and our node, `rounds` rounds of `count` messages each, interleaved. */
-async function compare(worker: NodeRedWorker, [count, rounds]: readonly [number, number]): Promise<{ exec: SeqStats; ours: SeqStats }> {
+interface Compared {
+  readonly exec: SeqStats;
+  readonly ours: SeqStats;
+  /** Our node with its files on tmpfs, when measured. */
+  readonly tmpfs: SeqStats | null;
+}
+
+/** Exec node and our node (and our node on tmpfs), `rounds` rounds of `count` messages each, interleaved. */
+async function compare(worker: NodeRedWorker, [count, rounds]: readonly [number, number], withTmpfs: boolean): Promise<Compared> {
   const exec = emptySeq();
   const ours = emptySeq();
+  const tmpfs = withTmpfs ? emptySeq() : null;
   for (let round = 0; round < rounds; round++) {
     addSeq(exec, await worker.request<SeqResult>({ op: "seq", node: "exec", count }));
     addSeq(ours, await worker.request<SeqResult>({ op: "seq", node: "ours", count }));
+    if (tmpfs !== null) addSeq(tmpfs, await worker.request<SeqResult>({ op: "seq", node: "oursTmpfs", count }));
   }
-  return { exec, ours };
+  return { exec, ours, tmpfs };
+}
+
+/** A private directory on tmpfs (/dev/shm) when the main one is not on tmpfs already, else null. */
+function tmpfsDir(main: string): string | null {
+  if (fileSystemOf(main) === "tmpfs" || fileSystemOf("/dev/shm") !== "tmpfs") return null;
+  try {
+    return mkdtempSync(path.join("/dev/shm", "file-daemon-bench-"));
+  } catch {
+    return null;
+  }
 }
 
 async function main(): Promise<number> {
@@ -119,27 +139,34 @@ async function main(): Promise<number> {
   const plan = values.quick ? QUICK : FULL;
   const base = path.resolve(values.dir ?? os.tmpdir());
   const dir = mkdtempSync(path.join(base, "file-daemon-bench-"));
+  const dirs = [dir];
+  const removeDirs = () => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
   const stops: (() => Promise<void>)[] = [];
   const onSignal = () => {
     killAllChildren();
-    rmSync(dir, { recursive: true, force: true });
+    removeDirs();
     process.exit(130);
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    return await measure(plan, dir, stops);
+    const shm = tmpfsDir(dir);
+    if (shm !== null) dirs.push(shm);
+    return await measure(plan, dir, shm, stops);
   } finally {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`cleanup: ${String(err)}`));
     killAllChildren();
-    rmSync(dir, { recursive: true, force: true });
+    removeDirs();
   }
 }
 
-async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]): Promise<number> {
+async function measure(plan: Plan, dir: string, shm: string | null, stops: (() => Promise<void>)[]): Promise<number> {
   const cores = os.availableParallelism();
   const channels = cores * 2;
   const started = performance.now();
+  const loadAtStart = os.loadavg()[0] ?? 0;
   log(`${plan.quick ? "quick" : "full"} run; files in ${dir}`);
 
   // --- processes ---------------------------------------------------------------------------
@@ -149,6 +176,8 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   stops.push(dN.stop);
   const dPoll = await startDaemon(dir, "poll", SLEEP_TIME, 1, ["--no-watch"]);
   stops.push(dPoll.stop);
+  const dTmpfs = shm === null ? null : await startDaemon(shm, "d1", SLEEP_TIME, 1);
+  if (dTmpfs !== null) stops.push(dTmpfs.stop);
   const bare: PlainChild = await startBareNode();
   stops.push(bare.stop);
   const worker = new NodeRedWorker();
@@ -159,13 +188,14 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   const nodeRed = await worker.request<InitResult>({ op: "init" });
   await baseline.request<InitResult>({ op: "init" });
   const arg = (d: DaemonChild): DaemonFilesArg => ({ commands: d.commands, results: d.results, channels: d.channels, sleepTime: d.sleepTime });
-  await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN) });
+  await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
   await baseline.request({ op: "load", flow: "base" });
 
   // Warm up every path once (module loading, JIT, first watcher) before anything is timed.
   await worker.request({ op: "seq", node: "exec", count: 5 });
   await worker.request({ op: "seq", node: "ours", count: 5 });
   await worker.request({ op: "seq", node: "oursN", count: 5, payload: "true" });
+  if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: 5 });
   await baseline.request({ op: "seq", node: "exec", count: 5 });
   for (let i = 0; i < 3; i++) await submitCommand("true", d1.commands, d1.results, SLEEP_TIME);
   for (let i = 0; i < 3; i++) await spawnTrue();
@@ -195,13 +225,13 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   let forksExec: ForkCount | null = null;
 
   const heap: { mib: number; rss: number; exec: SeqStats; ours: SeqStats }[] = [];
-  let atZero: { exec: SeqStats; ours: SeqStats } | null = null;
+  let atZero: Compared | null = null;
   const heapSizes = plan.heapMiB;
   // +0 first (it is also the plain sequential comparison); the memory only grows.
   for (const size of heapSizes) {
     log(`sequential, exec node vs ours, Node-RED holding +${size} MiB`);
     const held = await worker.request<HoldResult>({ op: "hold", mib: size });
-    const result = await compare(worker, size === 0 ? plan.seq : plan.heapSeq);
+    const result = await compare(worker, size === 0 ? plan.seq : plan.heapSeq, size === 0 && dTmpfs !== null);
     heap.push({ mib: size, rss: held.rssBytes, ...result });
     if (size === 0) {
       atZero = result;
@@ -262,13 +292,18 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   const oursMs = median(atZero.ours.latencies);
   const rows: Row[] = [];
   rows.push({ what: LABELS.floor, figure: `${ms(floorMs)} per call (n=${floor.length})` });
-  rows.push({ what: LABELS.execSeq, figure: `${ms(execMs)}/msg (n=${atZero.exec.messages}); ${eldText(atZero.exec)}` });
+  rows.push({ what: `${LABELS.execSeq} (\`exec\` mode: /bin/bash -c)`, figure: `${ms(execMs)}/msg (n=${atZero.exec.messages}); ${eldText(atZero.exec)}` });
   const seqRatio = ratio(oursMs, execMs);
   rows.push({
     what: `${LABELS.oursSeq} (sleep ${SLEEP_TIME} s, 1 channel)`,
     figure: `${ms(oursMs)}/msg (n=${atZero.ours.messages}) = ${times(seqRatio)} exec node, ${times(ratio(oursMs, floorMs))} floor; ${eldText(atZero.ours)}`,
     target: "≤ 1.0× exec node",
     verdict: verdict(seqRatio <= 1),
+  });
+  const tmpfs = atZero.tmpfs;
+  rows.push({
+    what: LABELS.oursTmpfs,
+    figure: tmpfs === null ? "n/a (no /dev/shm, or the files are on tmpfs already)" : `${ms(median(tmpfs.latencies))}/msg (n=${tmpfs.messages}) = ${times(ratio(median(tmpfs.latencies), execMs))} exec node; ${eldText(tmpfs)}`,
   });
   const engineMs = median(engine);
   const pollMs = median(poll);
@@ -305,7 +340,7 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   });
   const idleCost = idle.nodeRed.percent - idle.baseline.percent;
   rows.push({
-    what: `${LABELS.nodeRedIdle} (${idleS} s)`,
+    what: `${LABELS.nodeRedIdle} (${idleS} s; ${dTmpfs === null ? 2 : 3} config nodes, external mode)`,
     figure: `${fmt(idle.nodeRed.percent, 3)} % vs ${fmt(idle.baseline.percent, 3)} % (Δ ${idleCost >= 0 ? "+" : ""}${fmt(idleCost, 3)} % of a core; ticks ${idle.nodeRed.ticks} vs ${idle.baseline.ticks})`,
     target: "no measurable cost (Δ ≤ 0.1 %)",
     verdict: verdict(idleCost <= 0.1),
@@ -360,8 +395,18 @@ async function measure(plan: Plan, dir: string, stops: (() => Promise<void>)[]):
   const eldMax = Math.max(...heap.map((h) => maxEld(h.ours)));
   rows.push({ what: LABELS.eldOurs, figure: `${fmt(eldMax, 1)} ms (exec node: ${fmt(Math.max(...heap.map((h) => maxEld(h.exec))), 1)} ms)`, target: "≤ 5 ms", verdict: verdict(eldMax <= 5) });
 
-  process.stdout.write(`\n${machineInfo(nodeRed, dir)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases)" : "Mode:     full"}; measured in ${fmt((performance.now() - started) / 1000, 0)} s\n\n`);
+  process.stdout.write(`\n${machineInfo(nodeRed, dir, loadAtStart)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases)" : "Mode:     full"}; measured in ${fmt((performance.now() - started) / 1000, 0)} s\n\n`);
   process.stdout.write(renderTable(rows));
+  process.stdout.write(
+    [
+      "",
+      "Medians over all messages of all rounds; ratios are of medians from this run. \"Event loop\": monitorEventLoopDelay({resolution: 1})",
+      "in the Node-RED process while the messages ran; it records the interval between 1 ms timer ticks, so 1.0 ms means no delay.",
+      "Idle CPU: /proc/PID/task/*/schedstat (ns); utime+stime ticks shown beside it. RSS: VmHWM. Forks: child_process calls wrapped",
+      "in the Node-RED process, and clone/fork syscalls of its threads under strace -f.",
+      "",
+    ].join("\n"),
+  );
   return 0;
 }
 

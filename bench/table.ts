@@ -5,6 +5,7 @@ export const LABELS = {
   floor: "Floor: `sh -c true` spawned from Node",
   execSeq: "Core exec node, `true`, one message at a time",
   oursSeq: "file-daemon-exec, `true`, one message at a time",
+  oursTmpfs: "file-daemon-exec, the same with its files on tmpfs (/dev/shm)",
   engineWatch: "Engine (submitCommand), wake on change",
   enginePoll: "Engine, poll only (`--no-watch`, `watch: false`)",
   burstExec: "Burst of 200 messages, core exec node",

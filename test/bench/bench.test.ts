@@ -7,9 +7,16 @@ import { LABELS } from "../../bench/table";
 
 const RUN = path.resolve(__dirname, "..", "..", "bench", "run.js");
 
-/** Our temp directories left in os.tmpdir(). */
+/** Our temp directories left in os.tmpdir() or /dev/shm. */
 function leftovers(): string[] {
-  return readdirSync(os.tmpdir()).filter((name) => name.startsWith("file-daemon-bench-"));
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir).filter((name) => name.startsWith("file-daemon-bench-")).map((name) => path.join(dir, name));
+    } catch {
+      return [];
+    }
+  };
+  return [...list(os.tmpdir()), ...list("/dev/shm")];
 }
 
 /**
