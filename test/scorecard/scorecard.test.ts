@@ -76,7 +76,7 @@ describe("flow library scorecard (node-red-dev validate)", function () {
     try {
       scorecard = JSON.parse(readFileSync(output, "utf8")) as Record<string, unknown>;
     } catch (err) {
-      throw new Error(`node-red-dev wrote no scorecard (exit ${result.code}): ${(err as Error).message}\n${result.output}`);
+      throw new Error(`node-red-dev wrote no scorecard (exit ${result.code}): ${(err as Error).message}\n${result.output}`, { cause: err });
     }
     const checks = Object.entries(scorecard).filter((entry): entry is [string, Check] => /^[PND]\d\d$/.test(entry[0]));
     const report = checks.map(([id, check]) => `${check.test ? "pass" : "FAIL"} ${id} ${JSON.stringify(check)}`).join("\n");
