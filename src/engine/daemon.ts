@@ -19,6 +19,13 @@ import { VERSION } from "./version";
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
 const BUSY_RETRY_MS = 2;
 
+/**
+ * How long the files must look settled before the daemon writes its info file or lock again
+ * after they vanished: while `rm -r` empties the directory, writing into it would make the
+ * removal fail ("Directory not empty").
+ */
+const SETTLE_MS = 1000;
+
 export interface DaemonOptions {
   readonly commands: string;
   readonly results: string;
@@ -53,6 +60,9 @@ export class Daemon {
   /** Why the daemon lock is not held (the directory was removed): no command is taken meanwhile. */
   private lockLost: string | null = null;
   private lockLostReported = "";
+  /** Since when (performance.now) the info file is missing, or every directory exists again. */
+  private infoMissingSince: number | null = null;
+  private directoriesBackSince: number | null = null;
   private lastError = new Map<number, string>();
   private stopPromise: Promise<void> | null = null;
   private resolveStopped!: () => void;
@@ -238,8 +248,13 @@ export class Daemon {
       const generation = this.watch.changes.generation;
       const busy = await this.tick();
       if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(sleepMs, BUSY_RETRY_MS), undefined, locks);
-      else await this.watch.changes.wait(generation, sleepMs, undefined, names);
+      else await this.watch.changes.wait(generation, this.settling() ? Math.min(sleepMs, SETTLE_MS) : sleepMs, undefined, names);
     }
+  }
+
+  /** Waiting for vanished files to settle: look again within SETTLE_MS however long sleep_time is. */
+  private settling(): boolean {
+    return this.lockLost !== null || this.infoMissingSince !== null;
   }
 
   /** One pass over every channel; true when some channel found a lock busy. */
@@ -249,9 +264,13 @@ export class Daemon {
     if (this.lockLost === null) {
       try {
         await fsp.stat(this.files.info);
+        this.infoMissingSince = null;
       } catch {
-        // Someone removed the info file: publish it again.
-        await this.publishInfo().catch(() => undefined);
+        // Someone removed the info file: publish it again, unless the whole directory is going.
+        this.infoMissingSince ??= performance.now();
+        if (performance.now() - this.infoMissingSince >= SETTLE_MS) {
+          await this.publishInfo().then(() => (this.infoMissingSince = null), () => undefined);
+        }
       }
     }
     let busy = false;
@@ -312,7 +331,12 @@ export class Daemon {
       this.loseLock(`the daemon lock ${this.files.daemonLock} disappeared`);
     }
     const missing = this.files.directories.find((dir) => !fs.existsSync(dir));
-    if (missing !== undefined) return this.reportLockProblem(`waiting for ${missing} to exist again`);
+    if (missing !== undefined) {
+      this.directoriesBackSince = null;
+      return this.reportLockProblem(`waiting for ${missing} to exist again`);
+    }
+    this.directoriesBackSince ??= performance.now();
+    if (performance.now() - this.directoriesBackSince < SETTLE_MS) return;
     const other = await readLiveDaemon(this.files);
     if (other !== null && other.pid !== process.pid) {
       this.log.error(`file-daemon pid ${other.pid} serves ${this.files.commands} now; stopping so that two daemons never serve the same files`);
@@ -344,6 +368,8 @@ export class Daemon {
     }
     this.lockLost = null;
     this.lockLostReported = "";
+    this.directoriesBackSince = null;
+    this.infoMissingSince = null;
     // An inotify watch on a removed directory is dead: watch the new one.
     this.watch.close();
     this.watch.rewatch();

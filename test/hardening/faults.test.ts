@@ -66,7 +66,8 @@ describe("hardening: faults", function () {
     const running = submitCommand(`echo start >> '${ran}'; sleep 0.6; echo end >> '${ran}'`, commands, results, 0.2).catch((err: unknown) => err as CommandFailedError);
     await waitFor("the command to start", () => readOrEmpty(ran) !== "");
 
-    rmSync(dir, { recursive: true, force: true });
+    // Like rm -rf while the daemon works: a lock or temporary file may appear meanwhile, retry.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 10 });
     const lost = await running;
     assert.equal(lost.code, "NO_DIRECTORY", String(lost));
     assert.match(lost.message, /the directory does not exist; create it or fix the path/);
