@@ -15,6 +15,7 @@ export type Request =
   | { readonly op: "start"; readonly node: string; readonly payload: string }
   | { readonly op: "await"; readonly ticket: string }
   | { readonly op: "hold"; readonly mib: number }
+  | { readonly op: "quiet"; readonly ms: number }
   | { readonly op: "unload" };
 
 export interface EventLoopDelay {

@@ -190,6 +190,12 @@ async function handle(request: Request): Promise<unknown> {
       const result: HoldResult = { heldMiB: held.length * 64, rssBytes: process.memoryUsage.rss() };
       return result;
     }
+    case "quiet": {
+      // The event loop with nothing to do: what this machine's scheduling alone costs.
+      const stop = monitor();
+      await new Promise((resolve) => setTimeout(resolve, request.ms));
+      return stop();
+    }
     case "unload": {
       await helper.unload();
       return null;
