@@ -295,6 +295,7 @@ def _write_atomic(path: str, data: bytes) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        _give_to_directory_owner(temp)
         os.rename(temp, path)
     except OSError as err:
         _remove_quietly(temp)
@@ -302,6 +303,16 @@ def _write_atomic(path: str, data: bytes) -> None:
     except BaseException:
         _remove_quietly(temp)
         raise
+
+
+def _give_to_directory_owner(temp: str) -> None:
+    """As root, hand a new file to the owner of its directory (PROTOCOL.md section 1), so a
+    daemon running as that user can read it."""
+    if os.geteuid() != 0:
+        return
+    directory = os.stat(os.path.dirname(os.path.abspath(temp)))
+    if directory.st_uid != 0:
+        os.chown(temp, directory.st_uid, directory.st_gid)
 
 
 def _remove_quietly(path: str) -> None:
