@@ -7,7 +7,7 @@ export class ChangeSignal {
   private count = 0;
   private readonly lastChange = new Map<string, number>();
   private lastUnknown = 0;
-  private readonly waiters = new Set<{ readonly names: ReadonlySet<string> | null; readonly wake: () => void }>();
+  private readonly waiters = new Set<{ readonly names: ReadonlySet<string> | null; readonly wake: (deferred?: unknown) => void }>();
 
   get generation(): number {
     return this.count;
@@ -19,7 +19,7 @@ export class ChangeSignal {
     if (name === null) this.lastUnknown = this.count;
     else this.lastChange.set(name, this.count);
     for (const waiter of this.waiters) {
-      if (name === null || waiter.names === null || waiter.names.has(name)) waiter.wake();
+      if (name === null || waiter.names === null || waiter.names.has(name)) waiter.wake(true);
     }
   }
 
@@ -29,11 +29,14 @@ export class ChangeSignal {
     return new Promise((resolve) => {
       const waiter = {
         names,
-        wake: () => {
+        // A burst of file events wakes each waiter once per turn of the event loop, not once
+        // per event (`=== true`: the abort listener passes an Event).
+        wake: (deferred?: unknown) => {
           clearTimeout(timer);
           this.waiters.delete(waiter);
           abort?.removeEventListener("abort", waiter.wake);
-          resolve();
+          if (deferred === true) setImmediate(resolve);
+          else resolve();
         },
       };
       const timer = setTimeout(waiter.wake, ms);

@@ -195,6 +195,11 @@ class Submission {
       const hint = decodeResults(await peek(channel.results));
       let look = true;
       let busy = false;
+      if (!started && hint.kind === "empty" && !this.options.signal?.aborted) {
+        // Still pending (a hint): no need to lock while the daemon has yet to take it.
+        const commands = decodeCommands(await peek(channel.commands));
+        if (commands.kind === "pending" && commands.record.id === id) look = !(await this.daemonAliveOrExcused());
+      }
       if (hint.kind === "running" && hint.id === id) {
         started = true;
         look = !(await this.daemonAliveOrExcused());

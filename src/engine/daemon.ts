@@ -11,7 +11,7 @@ import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protoc
 import { DaemonChannel } from "./daemon-channel";
 import { DirectoryWatch } from "./dir-watch";
 import { silentLogger, type Logger } from "./log";
-import { DEFAULT_CAPTURE_LIMIT } from "./run-command";
+import { closeWarmShells, DEFAULT_CAPTURE_LIMIT } from "./run-command";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { checkFilesAreSafe, maxChannelFileBytes } from "./file-safety";
 import { VERSION } from "./version";
@@ -263,7 +263,7 @@ export class Daemon {
     await this.keepDaemonLock();
     if (this.lockLost === null) {
       try {
-        await fsp.stat(this.files.info);
+        fs.statSync(this.files.info);
         this.infoMissingSince = null;
       } catch {
         // Someone removed the info file: publish it again, unless the whole directory is going.
@@ -394,6 +394,7 @@ export class Daemon {
     await this.loopDone;
     const running = this.channels.filter((channel) => channel.busy);
     if (running.length > 0) this.log.info(`stopping: waiting for ${running.length} running command(s)`);
+    closeWarmShells();
     await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
     this.watch.close();
     if (this.releaseDaemonLock !== null) await fsp.rm(this.files.info, { force: true }).catch(() => undefined);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { ResultStatus } from "../protocol/result-record";
 
@@ -139,7 +139,7 @@ class WarmShells {
   private start(key: string, options: RunOptions): void {
     let child: ChildProcess;
     try {
-      child = spawn(options.shell, ["-c", WARM_SCRIPT], spawnOptionsFor(options, ["pipe", "pipe", "pipe"]));
+      child = spawnShell(options, WARM_SCRIPT, ["pipe", "pipe", "pipe"]);
     } catch {
       this.idleDeaths.set(key, MAX_IDLE_DEATHS);
       return;
@@ -181,28 +181,49 @@ function setRef(child: ChildProcess, ref: boolean): void {
   }
 }
 
-function spawnOptionsFor(options: RunOptions, stdio: SpawnOptions["stdio"]): SpawnOptions {
-  return {
+let execaModule: typeof import("execa") | null = null;
+
+/** execa is ESM-only: loaded once, before the first command, so spawning stays synchronous. */
+async function loadExeca(): Promise<typeof import("execa")> {
+  execaModule ??= await import("execa");
+  return execaModule;
+}
+
+/**
+ * `SHELL -c [--] SCRIPT` through execa, in a new session (`detached`), so the shell leads its
+ * own process group. `--` keeps a command that starts with "-" from being read as options.
+ */
+function spawnShell(options: RunOptions, script: string, stdio: SpawnOptions["stdio"]): ChildProcess {
+  if (execaModule === null) throw new Error("execa is not loaded yet");
+  const subprocess = execaModule.execa(options.shell, ["-c", "--", script], {
     detached: true,
-    stdio,
+    stdio: stdio as ["pipe" | "ignore", "pipe" | "ignore", "pipe" | "ignore"],
+    reject: false,
+    cleanup: false,
+    buffer: false,
+    encoding: "buffer",
     ...(options.uid === undefined ? {} : { uid: options.uid }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
-  };
+  });
+  // reject: false, but a failed spawn must never surface as an unhandled rejection.
+  subprocess.catch(() => undefined);
+  return subprocess.nodeChildProcess;
 }
 
 /** `SHELL -c COMMAND` in a new process, started now. */
 function spawnCold(command: string, options: RunOptions): ChildProcess {
   const output = options.capture ? "pipe" : "ignore";
-  return spawn(options.shell, ["-c", command], spawnOptionsFor(options, ["ignore", output, output]));
+  return spawnShell(options, command, ["ignore", output, output]);
 }
 
 /**
  * Starts `command` through the shell in a new session, so the shell leads its own process
  * group and a kill reaches every process it started (see PROTOCOL.md, "running"): in a warm
- * shell when one is ready, else `SHELL -c COMMAND`. node:child_process directly, not execa:
- * its option handling cost about a millisecond per command and ~8 MiB of daemon memory.
+ * shell when one is ready, else `SHELL -c COMMAND`. Both are started with execa; the warm
+ * shell keeps execa's cost (about a millisecond per spawn here) off a command's round trip.
  */
 export async function runCommand(command: string, options: RunOptions): Promise<RunningCommand> {
+  await loadExeca();
   const line = `${options.capture ? 1 : 0}${command}\n`;
   const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? warmShells.take(options) : null;
   const started = performance.now();
