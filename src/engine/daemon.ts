@@ -125,17 +125,21 @@ export class Daemon {
     return daemon;
   }
 
+  // Locked under the info file's name: proper-lockfile keys its locks by file, and the
+  // commands file's own lock is taken and released all the time.
+  private lockInfoFile(): Promise<() => Promise<void>> {
+    return lockfile.lock(this.files.info, {
+      realpath: false,
+      fs: privateFs,
+      stale: this.info.stale,
+      onCompromised: (err) => this.onLockCompromised(err),
+    });
+  }
+
   private async takeFiles(): Promise<void> {
     await this.removeLockOfDeadDaemon();
     try {
-      // Locked under the info file's name: proper-lockfile keys its locks by file, and the
-      // commands file's own lock is taken and released all the time.
-      this.releaseDaemonLock = await lockfile.lock(this.files.info, {
-        realpath: false,
-        fs: privateFs,
-        stale: this.info.stale,
-        onCompromised: (err) => this.onLockCompromised(err),
-      });
+      this.releaseDaemonLock = await this.lockInfoFile();
     } catch (err) {
       this.watch.close();
       if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
@@ -346,12 +350,7 @@ export class Daemon {
     try {
       await checkFilesAreSafe(this.files, this.channels.length, this.options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(this.options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
       await this.removeLockOfDeadDaemon();
-      this.releaseDaemonLock = await lockfile.lock(this.files.info, {
-        realpath: false,
-        fs: privateFs,
-        stale: this.info.stale,
-        onCompromised: (err) => this.onLockCompromised(err),
-      });
+      this.releaseDaemonLock = await this.lockInfoFile();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
         this.log.error(`another file-daemon took ${this.files.daemonLock} while the directory was gone; stopping so that two daemons never serve the same files`);

@@ -1,6 +1,6 @@
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import type { Readable } from "node:stream";
-import type { ResultStatus } from "../protocol/result-record";
+import type { DoneRecord, Owner, ResultStatus } from "../protocol/result-record";
 
 /** Captured output is cut after this many bytes per stream; the rest is read and dropped. */
 export const DEFAULT_CAPTURE_LIMIT = 65_536;
@@ -16,17 +16,8 @@ export interface RunOptions {
   readonly gid?: number;
 }
 
-export interface Outcome {
-  readonly status: ResultStatus;
-  readonly code: number | null;
-  readonly signal: string | null;
-  readonly message: string | null;
-  readonly stdout: Buffer | null;
-  readonly stderr: Buffer | null;
-  readonly stdoutTruncated: boolean;
-  readonly stderrTruncated: boolean;
-  readonly durationMs: number;
-}
+/** How a command ended: a result record without its owner (PROTOCOL.md §4). */
+export type Outcome = Omit<DoneRecord, "kind" | keyof Owner>;
 
 export type KillReason = "killed" | "timeout";
 
