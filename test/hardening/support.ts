@@ -7,6 +7,7 @@ import path from "node:path";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
 import { waitFor } from "../helpers/wait-for";
+import { delay, readOrEmpty } from "../helpers/small";
 
 export { waitFor };
 export const REPO = path.resolve(__dirname, "..", "..", "..");
@@ -15,17 +16,7 @@ const CLIENT = path.join(REPO, "dist", "src", "engine", "client.js");
 export const NOBODY = 65534;
 export const IS_ROOT = process.getuid?.() === 0;
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function readOrEmpty(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
-}
+export { delay, readOrEmpty };
 
 /**
  * A private directory per test (0700; owned by `nobody` when asked, for the tests that need an

@@ -5,6 +5,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { delay, readOrEmpty } from "../helpers/small";
+import { waitFor } from "../helpers/wait-for";
 
 export const REPO = path.resolve(__dirname, "..", "..", "..");
 export const PYTHON_DIR = path.join(REPO, "python");
@@ -34,28 +36,9 @@ export function useTempDir(): { readonly path: string; file(name: string): strin
   };
 }
 
-/** Polls `check` every 20 ms until it returns a truthy value; fails after `ms` with `what`. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 10_000): Promise<NonNullable<T>> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(20);
-  }
-}
+export { waitFor };
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function readOrEmpty(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
-}
+export { delay, readOrEmpty };
 
 // --- the Python side ------------------------------------------------------------------------
 
