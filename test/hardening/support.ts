@@ -1,9 +1,9 @@
 // Shared pieces of the hardening tests: real daemon processes through the CLI, submitters in
 // processes of their own (also as another user), and readers of /proc.
 import { execFile, spawn, type ChildProcess, type StdioOptions } from "node:child_process";
-import { chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import os from "node:os";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
+import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
 import { waitFor } from "../helpers/wait-for";
@@ -18,26 +18,9 @@ export const IS_ROOT = process.getuid?.() === 0;
 
 export { delay, readOrEmpty };
 
-/**
- * A private directory per test (0700; owned by `nobody` when asked, for the tests that need an
- * unprivileged daemon or submitter), removed afterwards. Register it after the hooks that stop
- * daemons: mocha runs afterEach hooks in order.
- */
-export function useTempDir(options: { owner?: number } = {}): { readonly path: string; file(name: string): string } {
-  const state = { dir: "" };
-  beforeEach(() => {
-    state.dir = mkdtempSync(path.join(os.tmpdir(), "file-daemon-hard-"));
-    if (options.owner !== undefined) chownSync(state.dir, options.owner, options.owner);
-  });
-  afterEach(() => {
-    rmSync(state.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  });
-  return {
-    get path() {
-      return state.dir;
-    },
-    file: (name: string) => path.join(state.dir, name),
-  };
+/** A private directory per test, owned by `nobody` when asked (see test/helpers/temp-dir.ts). */
+export function useTempDir(options: { owner?: number } = {}): ReturnType<typeof sharedTempDir> {
+  return sharedTempDir({ prefix: "file-daemon-hard-", ...options });
 }
 
 export interface CliProcess {

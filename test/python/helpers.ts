@@ -2,9 +2,9 @@
 // calls python/file_daemon.py and prints one JSON line per call, and file-protocol helpers
 // (a fake live daemon, lock directories) for the cases a real daemon cannot be made to show.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { delay, readOrEmpty } from "../helpers/small";
 import { waitFor } from "../helpers/wait-for";
 
@@ -15,25 +15,9 @@ export const CLI = path.join(REPO, "bin", "file-daemon.js");
 /** Seconds between the Python client's looks at the files. */
 export const SLEEP = 0.05;
 
-/**
- * A private temp directory per test (mode 0700: the daemon refuses world-writable ones), removed
- * afterwards. Call it after registering the hook that stops daemons: mocha runs afterEach hooks
- * in the order they were registered, and a daemon still running would write into the directory.
- */
-export function useTempDir(): { readonly path: string; file(name: string): string } {
-  const state = { dir: "" };
-  beforeEach(() => {
-    state.dir = mkdtempSync(path.join(os.tmpdir(), "file-daemon-py-"));
-  });
-  afterEach(() => {
-    rmSync(state.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  });
-  return {
-    get path() {
-      return state.dir;
-    },
-    file: (name: string) => path.join(state.dir, name),
-  };
+/** A private directory per test (see test/helpers/temp-dir.ts). */
+export function useTempDir(): ReturnType<typeof sharedTempDir> {
+  return sharedTempDir({ prefix: "file-daemon-py-" });
 }
 
 export { waitFor };
