@@ -4,7 +4,7 @@ import { promises as fsp } from "node:fs";
 import { peek, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, encodeCommandRecord, type CommandRecord } from "../protocol/command-record";
-import { readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { readLiveDaemon, servesFiles, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
 import { writeFileAtomic } from "../protocol/atomic-write";
 import { isOwnerGone, pidNamespace } from "../protocol/liveness";
@@ -88,6 +88,7 @@ export async function submitCommand(
 ): Promise<CommandResult> {
   validateCommand(command);
   const files = daemonFiles(checkPath(commandsPath, "commands"), checkPath(resultsPath, "results"));
+  if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", `the commands and results files must be different files, got ${files.commands} for both`);
   const submission = new Submission(files, sleepTimeMs(sleepTime), options);
   try {
     return await submission.run(command);
@@ -296,6 +297,8 @@ class Submission {
   private async requireDaemon(): Promise<DaemonInfo | null> {
     const daemon = await readLiveDaemon(this.files);
     if (daemon !== null) {
+      const mismatch = servesFiles(daemon, this.files);
+      if (mismatch !== null) throw mismatch;
       this.deadSince = null;
       if (this.options.stale === undefined) this.stale = Math.max(2000, daemon.stale);
       return daemon;

@@ -112,6 +112,8 @@ export class Daemon {
     }
     await checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
     const info: DaemonInfo = {
+      commands: files.commands,
+      results: files.results,
       pid: process.pid,
       startTime: await processStartTime(process.pid),
       channels,

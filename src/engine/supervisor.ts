@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import path from "node:path";
-import { readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { readLiveDaemon, servesFiles, type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
 import { isGone, launchDaemon, logTail, terminateDaemon, type DaemonExit } from "./daemon-process";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
@@ -167,16 +167,16 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   }
 
   /** Whether a daemon found at start-up runs with other settings than the ones asked for. */
-  private differs(live: DaemonInfo): boolean {
-    return live.channels !== this.channels || live.sleepTime !== sleepTimeMs(this.options.sleepTime) / 1000;
+  private differs(live: PublishedInfo): boolean {
+    return servesFiles(live, this.files) !== null || live.channels !== this.channels || live.sleepTime !== sleepTimeMs(this.options.sleepTime) / 1000;
   }
 
   /**
    * Managed mode owns the daemon's settings: one left running with other settings (say, the
    * channels were changed and redeployed) is stopped so a new one starts. Null once it is gone.
    */
-  private async replace(live: DaemonInfo): Promise<DaemonInfo | null> {
-    this.setStatus("starting", live.pid, live, `the daemon pid ${live.pid} runs with ${live.channels} channel(s), sleep ${live.sleepTime} s; replacing it with ${this.channels} channel(s), sleep ${this.options.sleepTime} s`);
+  private async replace(live: PublishedInfo): Promise<PublishedInfo | null> {
+    this.setStatus("starting", live.pid, live, `the daemon pid ${live.pid} serves ${live.results} with ${live.channels} channel(s), sleep ${live.sleepTime} s; replacing it with one for ${this.files.results}, ${this.channels} channel(s), sleep ${this.options.sleepTime} s`);
     await terminateDaemon(live.pid, live.startTime);
     return readLiveDaemon(this.files);
   }

@@ -1,10 +1,18 @@
 import fs from "node:fs";
+import path from "node:path";
 import { isPid, parseJsonLine } from "./command-line";
 import { isPidAlive, processStartTime } from "./liveness";
+import { FileDaemonError, fromFsError } from "./errors";
 import type { DaemonFiles } from "./paths";
 
 /** What a running daemon publishes in `<commands>.daemon` (see PROTOCOL.md). */
+/** The protocol version this code speaks (PROTOCOL.md): `v` of every record and of `COMMANDS.daemon`. */
+export const PROTOCOL_VERSION = 1;
+
 export interface DaemonInfo {
+  /** The absolute commands and results paths of channel 0, as the daemon resolved them. */
+  readonly commands: string;
+  readonly results: string;
   readonly pid: number;
   /** /proc/PID/stat field 22 of the daemon, or null where /proc is missing. */
   readonly startTime: string | null;
@@ -16,14 +24,22 @@ export interface DaemonInfo {
 }
 
 export function encodeDaemonInfo(info: DaemonInfo): string {
-  return `${JSON.stringify({ v: 1, ...info })}\n`;
+  return `${JSON.stringify({ v: PROTOCOL_VERSION, ...info })}\n`;
 }
 
-export function decodeDaemonInfo(content: string): DaemonInfo | null {
+/** Decodes `COMMANDS.daemon`; null when it is not one (missing fields, garbage). `v` is kept as read. */
+/** `COMMANDS.daemon` as read: the daemon's info and the protocol version it declares. */
+export type PublishedInfo = DaemonInfo & { readonly v: unknown };
+
+export function decodeDaemonInfo(content: string): PublishedInfo | null {
   const meta = parseJsonLine(Buffer.from(content.split("\n")[0] ?? "", "utf8"));
-  if (meta === null || meta.v !== 1 || !isPid(meta.pid)) return null;
+  if (meta === null || !isPid(meta.pid)) return null;
+  if (typeof meta.commands !== "string" || typeof meta.results !== "string") return null;
   const channels = Number.isSafeInteger(meta.channels) && (meta.channels as number) >= 1 ? (meta.channels as number) : 1;
   return {
+    v: meta.v,
+    commands: meta.commands,
+    results: meta.results,
     pid: meta.pid,
     startTime: typeof meta.startTime === "string" ? meta.startTime : null,
     channels,
@@ -38,11 +54,14 @@ export function decodeDaemonInfo(content: string): DaemonInfo | null {
  * The daemon serving these files, or null. Alive means: its info file names a process that
  * still runs (same start time, so a reused pid does not count) and its lock directory exists.
  */
-export async function readLiveDaemon(files: DaemonFiles): Promise<DaemonInfo | null> {
-  let info: DaemonInfo | null;
+export async function readLiveDaemon(files: DaemonFiles): Promise<PublishedInfo | null> {
+  let info: PublishedInfo | null;
   try {
     info = decodeDaemonInfo(fs.readFileSync(files.info, "utf8"));
-  } catch {
+  } catch (err) {
+    // A directory this user may not read is not "no daemon": say so (PROTOCOL.md §3).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") throw fromFsError(err, files.info, "cannot read");
     return null;
   }
   if (info === null) return null;
@@ -57,4 +76,28 @@ export async function readLiveDaemon(files: DaemonFiles): Promise<DaemonInfo | n
     return null;
   }
   return info;
+}
+
+/**
+ * Whether a submitter on `files` may hand commands to the daemon that published `info`
+ * (PROTOCOL.md §3, "serves"): it must speak this protocol version and write the results file
+ * the submitter reads. Otherwise a command would run and its result never be seen.
+ */
+export function servesFiles(info: PublishedInfo, files: DaemonFiles): FileDaemonError | null {
+  if (info.v !== PROTOCOL_VERSION) {
+    return new FileDaemonError("INCOMPATIBLE", `the file-daemon serving ${files.commands} speaks protocol version ${JSON.stringify(info.v)}; this client speaks version ${PROTOCOL_VERSION}: install the same version of file-daemon on both sides`);
+  }
+  if (!samePath(info.results, files.results) || !samePath(info.commands, files.commands)) {
+    return new FileDaemonError("BAD_OPTION", `the file-daemon serving ${info.commands} writes its results to ${info.results}, but this submitter reads ${files.results}: use the same commands and results files as the daemon`);
+  }
+  return null;
+}
+
+function samePath(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return fs.realpathSync(path.dirname(a)) === fs.realpathSync(path.dirname(b)) && path.basename(a) === path.basename(b);
+  } catch {
+    return false;
+  }
 }

@@ -14,6 +14,7 @@ export type FileDaemonErrorCode =
   | "INTERRUPTED" // the daemon restarted while the command ran
   | "SPAWN_FAILED" // the shell could not be started
   | "LOST" // the command vanished before it ran (see PROTOCOL.md, double lock holders)
+  | "INCOMPATIBLE" // the daemon speaks another protocol version
   | "IO"; // any other file system error
 
 export class FileDaemonError extends Error {
