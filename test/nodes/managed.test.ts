@@ -137,7 +137,7 @@ describe("file-daemon config node, managed mode", function () {
     const caught = new Inbox("caught");
     node("exec").receive({ payload: "true" });
     const failed = await caught.nth(0, 3000);
-    assert.match(errorText(failed), /no file-daemon serves/);
+    assert.match(errorText(failed), /no file-daemon served/);
     assert.equal((failed.error as { code: string }).code, "DAEMON_NOT_RUNNING");
     await waitForStatus("exec", "daemon down");
   });
