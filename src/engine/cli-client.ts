@@ -97,7 +97,7 @@ export async function statusCli(args: string[]): Promise<number> {
     return 0;
   }
   const files = daemonFiles(...Object.values(requireFiles(values)) as [string, string]);
-  const daemon = await readLiveDaemon(files);
+  const daemon = readLiveDaemon(files);
   if (daemon === null) {
     process.stdout.write(`not running: no file-daemon serves ${files.commands}\n`);
     return 3;

@@ -125,7 +125,7 @@ export async function terminateDaemon(pid: number, startTime: string | null, opt
 
 /** Stops whichever daemon serves `files`; resolves to its pid, or null when none did. */
 export async function stopLiveDaemon(files: DaemonFiles): Promise<number | null> {
-  const live = await readLiveDaemon(files);
+  const live = readLiveDaemon(files);
   if (live === null) return null;
   await terminateDaemon(live.pid, live.startTime);
   return live.pid;
@@ -144,7 +144,7 @@ function sendSignal(pid: number, name: NodeJS.Signals): void {
  * gone: it has exited, and where no one reaps it (an init that does not) it would never vanish.
  */
 export async function isGone(pid: number, startTime: string | null): Promise<boolean> {
-  if (startTime === null ? !isPidAlive(pid) : (await processStartTime(pid)) !== startTime) return true;
+  if (startTime === null ? !isPidAlive(pid) : processStartTime(pid) !== startTime) return true;
   return isZombie(pid);
 }
 

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { isPidAlive, processStartTime } from "../protocol/liveness";
-import { writeFileAtomic } from "../protocol/atomic-write";
+import { writeFileAtomicSync } from "../protocol/atomic-write";
 import type { Logger } from "./log";
 
 /**
@@ -25,8 +25,8 @@ export function leasePath(commands: string): string {
 
 /** Writes (atomically) a lease naming this process; mode 0644, like COMMANDS.daemon. */
 export async function writeOwnLease(file: string): Promise<Lease> {
-  const lease: Lease = { pid: process.pid, startTime: await processStartTime(process.pid) };
-  await writeFileAtomic(file, `${JSON.stringify(lease)}\n`, 0o644);
+  const lease: Lease = { pid: process.pid, startTime: processStartTime(process.pid) };
+  writeFileAtomicSync(file, `${JSON.stringify(lease)}\n`, 0o644);
   return lease;
 }
 
@@ -61,7 +61,7 @@ export function readLease(file: string): Lease | null {
 export async function isLeaseLive(lease: Lease | null): Promise<boolean> {
   if (lease === null) return false;
   if (lease.startTime === null) return isPidAlive(lease.pid);
-  return (await processStartTime(lease.pid)) === lease.startTime;
+  return processStartTime(lease.pid) === lease.startTime;
 }
 
 /** Why `lease` names nobody, for the log. */

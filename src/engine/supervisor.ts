@@ -121,7 +121,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     try {
       await this.loop;
       if (killDaemon) {
-        const live = await readLiveDaemon(this.files).catch(() => null);
+        const live = liveDaemonOrNull(this.files);
         const target = live?.pid ?? this.childPid;
         if (target !== null) await terminateDaemon(target, live?.startTime ?? null, { timeoutMs: deadline - performance.now(), killNow: this.killNow.signal });
         this.dropLease();
@@ -166,7 +166,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /** A running daemon, or why none could be started. */
   private async adoptOrLaunch(restarting: boolean): Promise<Life | string> {
-    let live = await readLiveDaemon(this.files);
+    let live = readLiveDaemon(this.files);
     if (live !== null && !restarting && this.differs(live)) live = await this.replace(live);
     if (this.stopping.signal.aborted) return "was abandoned: supervision stopped";
     await this.holdLease();
@@ -207,7 +207,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private async replace(live: PublishedInfo): Promise<PublishedInfo | null> {
     this.setStatus("starting", live.pid, live, `the daemon pid ${live.pid} serves ${live.results} with ${live.channels} channel(s), sleep ${live.sleepTime} s; replacing it with one for ${this.files.results}, ${this.channels} channel(s), sleep ${this.options.sleepTime} s`);
     await terminateDaemon(live.pid, live.startTime, { killNow: this.killNow.signal });
-    const after = await readLiveDaemon(this.files);
+    const after = readLiveDaemon(this.files);
     // Killed, it left its info and lock behind; a zombie nobody reaps still matches them.
     if (after !== null && after.pid === live.pid && (await isGone(live.pid, live.startTime))) return null;
     return after;
@@ -247,7 +247,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
     while (!this.stopping.signal.aborted) {
       if (exit !== null) return `${describeExit(exit)} before it was ready (log: ${logTail(this.logFile, 1) || "empty"})`;
-      const live = await readLiveDaemon(this.files);
+      const live = readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
       if (performance.now() >= deadline && pid !== null) {
         await terminateDaemon(pid, null, { killNow: this.killNow.signal });
@@ -269,7 +269,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     const refused = logTail(this.logFile, 2).includes("[ALREADY_RUNNING]");
     const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
     for (;;) {
-      if ((await readLiveDaemon(this.files)) !== null) return true;
+      if (readLiveDaemon(this.files) !== null) return true;
       if (performance.now() >= deadline || this.stopping.signal.aborted) return false;
       await pause(READY_POLL_MS, this.stopping.signal);
     }
@@ -295,7 +295,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private async watchAdopted(info: DaemonInfo): Promise<string> {
     while (!this.stopping.signal.aborted) {
       await pause(this.options.pollMs ?? 1000, this.stopping.signal);
-      const live = await readLiveDaemon(this.files);
+      const live = readLiveDaemon(this.files);
       if (live === null || live.pid !== info.pid) return `pid ${info.pid} stopped serving ${this.files.commands}`;
       await this.keepLease();
     }
@@ -310,4 +310,13 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
 function describeExit(exit: DaemonExit): string {
   return exit.description.startsWith("could not") ? exit.description : `exited (${exit.description})`;
+}
+
+/** The live daemon, or null also when its files cannot be read now (stopping must go on). */
+function liveDaemonOrNull(files: DaemonFiles): PublishedInfo | null {
+  try {
+    return readLiveDaemon(files);
+  } catch {
+    return null;
+  }
 }
