@@ -17,7 +17,7 @@ ${SUBMIT_USAGE}
 ${STATUS_USAGE}`;
 
 const COMMANDS = ["run", "submit", "status", "help"] as const;
-const HELP: Record<string, string> = { run: RUN_USAGE, submit: SUBMIT_USAGE, status: STATUS_USAGE };
+const HELP = new Map([["run", RUN_USAGE], ["submit", SUBMIT_USAGE], ["status", STATUS_USAGE]]);
 
 /** Options only `submit` and `status` take: after a word that is no command, a mistyped one. */
 const CLIENT_OPTION = /^(-[crst]|--(commands|results|sleep|timeout|output|wait)(=.*)?)$/;
@@ -61,7 +61,7 @@ export async function main(args: string[]): Promise<number> {
   const [first, ...rest] = args;
   try {
     if (first === undefined || first === "--help" || first === "-h" || first === "help") {
-      const topic = first === "help" && rest[0] !== undefined ? HELP[rest[0]] : undefined;
+      const topic = first === "help" && rest[0] !== undefined ? HELP.get(rest[0]) : undefined;
       process.stdout.write(topic ?? USAGE);
       return first === undefined ? 2 : 0;
     }
