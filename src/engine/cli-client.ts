@@ -22,7 +22,7 @@ Options:
   -s, --sleep S         seconds between looks when no change event arrives (default 0.5)
   -t, --timeout S       kill the command's process group after S seconds (default: none)
       --output          print the command's stdout and stderr (first 64 KiB of each)
-      --wait S          wait up to S seconds for a daemon to appear (default: fail at once)
+      --wait S          wait up to S seconds for a daemon to appear (default 5; 0 fails at once)
   -h, --help            show this help
 
 Exit status (as timeout(1) and env(1) use them):

@@ -95,11 +95,18 @@ describe("cli: file-daemon submit", function () {
   });
 
   describe("125: file-daemon itself failed, and says why on stderr", () => {
-    it("no daemon: 125 at once, naming the files and how to start one", async () => {
+    it("no daemon: 125 after the default 5 s wait, naming the files, how long it waited and how to start one", async () => {
       const run = await submit("--", "true");
       assert.equal(run.code, 125);
-      assert.match(run.stderr.toString(), /^file-daemon: no file-daemon serves .*commands; start it with: file-daemon .*results .*commands .*\[DAEMON_NOT_RUNNING\]\n$/);
-      assert.ok(run.ms < 5000, `${run.ms} ms`);
+      assert.match(run.stderr.toString(), /^file-daemon: no file-daemon served .*commands within 5 s; start it with: file-daemon .*results .*commands .*\[DAEMON_NOT_RUNNING\]\n$/);
+      assert.ok(run.ms >= 4500, `waited for one to start (${run.ms} ms)`);
+    });
+
+    it("no daemon with --wait 0: 125 at once", async () => {
+      const run = await submit("--wait", "0", "--", "true");
+      assert.equal(run.code, 125);
+      assert.match(run.stderr.toString(), /within 0 s.*\[DAEMON_NOT_RUNNING\]/);
+      assert.ok(run.ms < 4000, `${run.ms} ms`);
     });
 
     it("--wait 3 with the daemon started 1 s after the submit: the command runs", async () => {
