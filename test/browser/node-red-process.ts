@@ -53,7 +53,7 @@ export async function startNodeRed(userDir: string, ms = 30_000): Promise<NodeRe
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   const gone = () => child.exitCode !== null || child.signalCode !== null;
 
   const stop = async (stopMs = 15_000): Promise<void> => {
