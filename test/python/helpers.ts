@@ -163,12 +163,23 @@ export function startTimeOf(pid: number): string {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] as string;
 }
 
+/** What a fake daemon publishes; `extra` overrides or adds fields of COMMANDS.daemon. */
+export interface FakeDaemonOptions {
+  readonly channels?: number;
+  readonly pid?: number;
+  readonly startTime?: string | null;
+  readonly extra?: Record<string, unknown>;
+}
+
 /**
  * Makes `commands` look served by a live daemon that never takes anything: the info file names
- * this (mocha) process and the daemon lock exists. Lets a test hold a command in the pending state.
+ * this (mocha) process, the files it serves and the daemon lock exists. Lets a test hold a command in the pending state.
  */
-export function fakeDaemon(commands: string, channels = 1, pid = process.pid, startTime: string | null = startTimeOf(process.pid)): void {
-  writeFileSync(`${commands}.daemon`, `${JSON.stringify({ v: 1, pid, startTime, channels, sleepTime: SLEEP, stale: 10_000, version: "fake", startedAt: new Date().toISOString() })}\n`);
+export function fakeDaemon(commands: string, results: string, options: FakeDaemonOptions = {}): void {
+  const pid = options.pid ?? process.pid;
+  const startTime = options.startTime === undefined ? startTimeOf(process.pid) : options.startTime;
+  const info = { v: 1, commands: path.resolve(commands), results: path.resolve(results), pid, startTime, channels: options.channels ?? 1, sleepTime: SLEEP, stale: 10_000, version: "fake", startedAt: new Date().toISOString(), ...options.extra };
+  writeFileSync(`${commands}.daemon`, `${JSON.stringify(info)}\n`);
   mkdirSync(`${commands}.daemon.lock`, { recursive: true });
 }
 
