@@ -304,7 +304,11 @@ def _write_atomic(path: str, data: bytes) -> None:
     """Replaces ``path`` with ``data`` in one step: a temp file in the same directory, renamed over it."""
     temp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # Exclusively (O_EXCL): never write through a name that exists, someone else's or a link.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as err:
+        raise _fs_error(err, path, "write") from err
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         _give_to_directory_owner(temp)
