@@ -818,18 +818,29 @@ class _Submission:
     def _place(self, record: bytes) -> _Channel:
         """Writes the command into the first free channel, waiting for one to free up."""
         offset = random.randrange(64)
+        seen: Dict[int, Tuple[bytes, bytes]] = {}
         while True:
             daemon = self._require_daemon()
             if daemon is not None:
                 for i in range(daemon.channels):
                     channel = self.files.channel((offset + i) % daemon.channels)
-                    if self._try_place(channel, record) is True:
+                    if self._try_place(channel, record, seen) is True:
                         return channel
             self._sleep()
 
-    def _try_place(self, channel: _Channel, record: bytes) -> Union[bool, str]:
-        if not _commands_free(_read(channel.commands)):
+    def _try_place(self, channel: _Channel, record: bytes, seen: Dict[int, Tuple[bytes, bytes]]) -> Union[bool, str]:
+        commands, results = _read(channel.commands), _read(channel.results)
+        if seen.get(channel.index, (commands, results)) != (commands, results):
+            # The channel is moving (a command came, started or ended): it may free up within ms.
+            # Look again soon rather than after sleep_time (the JavaScript client is woken by inotify).
+            self.pause = BUSY_RETRY
+        seen[channel.index] = (commands, results)
+        if not _commands_free(commands):
             return False
+        if not _is_blank(results):
+            previous = _decode_results(results)
+            if previous is None or previous.state != "done" or not _owner_gone(previous):
+                return False  # a result still to be collected (a hint: no need to lock)
         self.channel = channel  # from here on, cleanup looks for our id on this channel
         return self._locked(channel, lambda held: self._place_locked(held, record))
 
