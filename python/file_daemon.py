@@ -770,6 +770,10 @@ class _Submission:
         self.dead_since: Optional[float] = None
         self.stale = options.stale if options.stale is not None else DEFAULT_STALE
         self.pause = BUSY_RETRY
+        """The next wait between looks: short while the channel is moving, doubling up to sleep_time."""
+        self.busy_pause = BUSY_RETRY
+        """The next wait after a busy lock (design J): 2 ms after a success, doubling up to sleep_time."""
+        self.busy = False
 
     def run(self, command: str) -> CommandResult:
         record = _encode_command(command, self.id, self.options.timeout_ms, self.options.capture)
@@ -803,13 +807,22 @@ class _Submission:
         )
 
     def _locked(self, channel: _Channel, action: Callable[[_Held], _T]) -> Union[_T, str]:
-        """``_locked`` with our staleness; a busy lock makes the next pause short (design J)."""
+        """``_locked`` with our staleness; a busy lock is tried again within ms (design J)."""
         outcome = _locked(channel, self.stale, action)
-        self.pause = BUSY_RETRY if outcome != _BUSY else self.pause
+        if outcome == _BUSY:
+            self.busy = True
+        else:
+            self.busy_pause = BUSY_RETRY
         return outcome
 
     def _sleep(self) -> None:
-        """Waits before the next look: 2 ms after the locks were last ours, doubling up to sleep_time."""
+        """Waits before the next look: after a busy lock 2 ms (doubling while it stays busy), else
+        ``pause`` (short while the channel is moving), both doubling up to sleep_time."""
+        if self.busy:
+            time.sleep(min(self.busy_pause, self.options.sleep))
+            self.busy_pause = min(self.busy_pause * 2, self.options.sleep)
+            self.busy = False
+            return
         time.sleep(min(self.pause, self.options.sleep))
         self.pause = min(self.pause * 2, self.options.sleep)
 
@@ -857,6 +870,7 @@ class _Submission:
             held.write(channel.results, b"")
         held.write(channel.commands, record)
         self.anchor = _anchor_of(taken)
+        self.pause = BUSY_RETRY  # a command often ends within ms: look soon, then less often
         return True
 
     def _require_daemon(self) -> Optional[_Daemon]:
