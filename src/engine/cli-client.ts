@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { peek } from "../protocol/channel-state";
+import { peekSync } from "../protocol/channel-state";
 import { decodeCommands } from "../protocol/command-record";
 import { readLiveDaemon } from "../protocol/daemon-info";
 import { FileDaemonError } from "../protocol/errors";
@@ -97,7 +97,7 @@ export async function statusCli(args: string[]): Promise<number> {
     return 0;
   }
   const files = daemonFiles(...Object.values(requireFiles(values)) as [string, string]);
-  const daemon = await readLiveDaemon(files);
+  const daemon = readLiveDaemon(files);
   if (daemon === null) {
     process.stdout.write(`not running: no file-daemon serves ${files.commands}\n`);
     return 3;
@@ -105,8 +105,8 @@ export async function statusCli(args: string[]): Promise<number> {
   process.stdout.write(`running: pid ${daemon.pid}, ${daemon.channels} channel(s), sleep ${daemon.sleepTime} s, since ${daemon.startedAt}, version ${daemon.version}\n`);
   for (let i = 0; i < daemon.channels; i++) {
     const channel = channelFiles(files, i);
-    const commands = decodeCommands(await peek(channel.commands));
-    const results = decodeResults(await peek(channel.results));
+    const commands = decodeCommands(peekSync(channel.commands));
+    const results = decodeResults(peekSync(channel.results));
     const parts: string[] = [];
     if (commands.kind === "pending") parts.push(`queued ${commands.record.id}`);
     if (results.kind === "running") parts.push(`running ${results.id}`);

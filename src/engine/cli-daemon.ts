@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
 import { Daemon } from "./daemon";
 import { LineLogger } from "./log";
+import { leasePath, watchSupervision } from "./supervision-lease";
 import { dropPrivileges, lookupUser } from "./privileges";
 import { channelCount, sleepTimeMs } from "./settings";
 
@@ -32,6 +33,8 @@ Options:
   --user NAME        when started as root, switch to this user (and its groups) before
                      serving; the files' directory, --log and --pidfile must be its to write
   --no-watch         do not use change events; read the files every SLEEP_TIME only
+  --supervised S     stop (letting running commands finish) once COMMANDS.supervisor has
+                     named no live process for S seconds; set by Node-RED's managed mode
   -h, --help         show this help
 `;
 
@@ -49,6 +52,7 @@ const RUN_OPTIONS = {
   umask: { type: "string" },
   user: { type: "string" },
   "no-watch": { type: "boolean" },
+  supervised: { type: "string" },
   "detached-stage": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -88,6 +92,8 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   if (values.channels !== undefined) channelCount(values.channels);
   const umask = octal(values.umask, 0o077, "umask");
   if (values.user !== undefined) lookupUser(values.user);
+  const supervisedMs = values.supervised === undefined ? null : seconds(values.supervised, 0, "supervised");
+  if (supervisedMs === 0) throw new FileDaemonError("BAD_OPTION", "--supervised must be a number of seconds above 0");
   if (values.detach && values["detached-stage"] === undefined) return launchDetached(args, values.log, values.user);
   const stage = values["detached-stage"];
   closeInheritedDescriptors(stage === undefined ? [] : [3]);
@@ -120,6 +126,18 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   process.on("SIGHUP", () => {
     if (log.reopen()) log.info("SIGHUP received: log reopened");
   });
+  if (supervisedMs !== null) {
+    const unwatch = watchSupervision({
+      file: leasePath(path.resolve(commands)),
+      graceMs: supervisedMs,
+      log,
+      onExpired: (why) => {
+        log.info(`${why}: stopping`);
+        void daemon.stop();
+      },
+    });
+    void daemon.stopped.then(unwatch);
+  }
   if (stage === "2") notifyLauncher(`ready ${process.pid}\n`);
   await daemon.stopped;
   return 0;

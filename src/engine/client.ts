@@ -1,18 +1,20 @@
 import { randomUUID } from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
-import { promises as fsp } from "node:fs";
-import { peek, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
+import { applyWrites, peekSync, withChannelLocked } from "../protocol/channel-state";
 import { validateCommand } from "../protocol/command-line";
-import { decodeCommands, encodeCommandRecord, type CommandRecord } from "../protocol/command-record";
+import { decodeCommands, type CommandRecord } from "../protocol/command-record";
 import { readLiveDaemon, servesFiles, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
-import { writeFileAtomic } from "../protocol/atomic-write";
+import { writeFileAtomicSync } from "../protocol/atomic-write";
 import { isOwnerGone, pidNamespace } from "../protocol/liveness";
-import { DEFAULT_STALE_MS } from "../protocol/lock";
+import { effectiveStale } from "../protocol/lock";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
-import { decodeResults, isRecord, type DoneRecord, type ResultStatus } from "../protocol/result-record";
+import { decodeResults, type DoneRecord, type ResultStatus } from "../protocol/result-record";
+import type { TraceAnchor } from "../protocol/taken-trace";
+import { look, place, type LookDecision, type Writes } from "../protocol/transitions";
 import { acquireSharedWatch, type DirectoryWatch } from "./dir-watch";
-import { checkPath, sleepTimeMs, timeoutMs } from "./settings";
+import { checkPath, DEFAULT_DAEMON_WAIT, sleepTimeMs, timeoutMs } from "./settings";
 
 export interface SubmitOptions {
   /** Seconds the command may run before the daemon kills its process group; 0 = no limit. */
@@ -21,7 +23,11 @@ export interface SubmitOptions {
   readonly capture?: boolean;
   /** Aborting withdraws a command that has not started, or kills one that runs. */
   readonly signal?: AbortSignal;
-  /** Seconds to wait for a daemon to (re)appear before failing with DAEMON_NOT_RUNNING. */
+  /**
+   * Seconds to wait for a daemon to (re)appear before failing with DAEMON_NOT_RUNNING (default 5):
+   * one may be starting. A running command whose daemon dies fails with DAEMON_DIED at once,
+   * unless this is given: then a restarted daemon's report (INTERRUPTED) is awaited that long.
+   */
   readonly daemonWait?: number;
   /** Use change events (default); false polls every sleep_time only. */
   readonly watch?: boolean;
@@ -71,7 +77,7 @@ function lockNames(channel: ChannelFiles): string[] {
   return [lockPath(channel.commands), lockPath(channel.results)].map((file) => path.basename(file));
 }
 
-/** How many times a command that vanished before it started is placed again (see PROTOCOL.md). */
+/** How many times a command that provably never started is placed again (PROTOCOL.md §5). */
 const MAX_REPLACEMENTS = 3;
 
 /**
@@ -97,7 +103,10 @@ export async function submitCommand(
   }
 }
 
-type Seen = "pending" | "running" | "gone";
+interface Placed {
+  readonly channel: ChannelFiles;
+  readonly anchor: TraceAnchor | null;
+}
 
 class Submission {
   private readonly watch: DirectoryWatch;
@@ -106,6 +115,8 @@ class Submission {
   private stale: number;
   private readonly timeoutMs: number;
   private readonly daemonWaitMs: number;
+  /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
+  private readonly runningWaitMs: number;
   private deadSince: number | null = null;
   private killRequested = false;
 
@@ -115,8 +126,9 @@ class Submission {
     private readonly options: SubmitOptions,
   ) {
     this.timeoutMs = timeoutMs(options.timeout);
-    this.daemonWaitMs = timeoutMs(options.daemonWait, "daemonWait");
-    this.stale = Math.max(2000, options.stale ?? DEFAULT_STALE_MS);
+    this.daemonWaitMs = timeoutMs(options.daemonWait ?? DEFAULT_DAEMON_WAIT, "daemonWait");
+    this.runningWaitMs = options.daemonWait === undefined ? 0 : this.daemonWaitMs;
+    this.stale = effectiveStale(options.stale);
     ({ watch: this.watch, release: this.releaseWatch } = acquireSharedWatch(files.directories, options.watch ?? true));
   }
 
@@ -135,30 +147,30 @@ class Submission {
       legacy: false,
     };
     for (let placed = 1; ; placed++) {
-      const channel = await this.place(record);
-      const outcome = await this.await(channel, record.id);
+      const { channel, anchor } = await this.place(record);
+      const outcome = await this.await(channel, record.id, anchor);
       if (outcome !== "vanished") return outcome;
       if (placed > MAX_REPLACEMENTS) {
-        throw new FileDaemonError("LOST", `the command vanished from ${channel.commands} ${placed} times before it started (another program is writing these files?); it did not run`);
+        throw new FileDaemonError("LOST", `the command was removed from ${channel.commands} ${placed} times before the daemon took it (another program is writing these files?); it did not run`);
       }
     }
   }
 
   /** Writes the command into the first free channel, waiting for one to free up. */
-  private async place(record: CommandRecord): Promise<ChannelFiles> {
+  private async place(record: CommandRecord): Promise<Placed> {
     const offset = Math.floor(Math.random() * 64);
     for (;;) {
       this.throwIfAbortedBeforeStart();
       const generation = this.watch.changes.generation;
-      const daemon = await this.requireDaemon();
+      const daemon = this.requireDaemon();
       let busy = false;
       const names = new Set<string>();
       const locks = new Set<string>();
       for (let i = 0; daemon !== null && i < daemon.channels; i++) {
         const channel = channelFiles(this.files, (offset + i) % daemon.channels);
-        const outcome = await this.tryPlace(channel, record);
-        if (outcome === true) return channel;
-        busy ||= outcome === "busy";
+        const outcome = this.tryPlace(channel, record);
+        if (outcome === "busy") busy = true;
+        else if (outcome !== null) return { channel, anchor: outcome.anchor };
         names.add(path.basename(channel.commands)).add(path.basename(channel.results));
         for (const name of lockNames(channel)) locks.add(name);
       }
@@ -168,53 +180,48 @@ class Submission {
     }
   }
 
-  private async tryPlace(channel: ChannelFiles, record: CommandRecord): Promise<boolean | "busy"> {
-    if (decodeCommands(await peek(channel.commands)).kind !== "empty") return false;
-    const hint = decodeResults(await peek(channel.results));
-    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return false;
-    const placed = await withChannelLocked(channel, { stale: this.stale }, async (state) => {
-      if (state.commands.kind !== "empty") return false;
-      const results = state.results;
-      if (results.kind !== "empty") {
-        // A finished result whose submitter has died will never be collected: clear it.
-        if (results.kind !== "done" || !isOwnerGone(results)) return false;
-        await state.writeResults("");
-      }
-      await state.writeCommands(encodeCommandRecord(record));
-      return true;
+  private tryPlace(channel: ChannelFiles, record: CommandRecord): { readonly anchor: TraceAnchor | null } | "busy" | null {
+    // Hints first: a channel that is plainly in use is not worth locking.
+    if (decodeCommands(peekSync(channel.commands)).kind !== "empty") return null;
+    const hint = decodeResults(peekSync(channel.results));
+    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return null;
+    return withChannelLocked(channel, { stale: this.stale }, (state) => {
+      const decision = place(state, record, isOwnerGone);
+      if (decision.kind === "skip") return null;
+      applyWrites(state, decision.writes);
+      return { anchor: decision.anchor };
     });
-    return placed;
   }
 
-  /** Waits for the command's result on `channel`; "vanished" when it disappeared unstarted. */
-  private async await(channel: ChannelFiles, id: string): Promise<CommandResult | "vanished"> {
-    let started = false;
+  /** Waits for the command's result on `channel`; "vanished" when it provably never started. */
+  private async await(channel: ChannelFiles, id: string, anchor: TraceAnchor | null): Promise<CommandResult | "vanished"> {
+    let seenRunning = false;
     const resultsOnly = new Set([path.basename(channel.results)]);
     const locks = new Set(lockNames(channel));
     for (;;) {
       const generation = this.watch.changes.generation;
-      const hint = decodeResults(await peek(channel.results));
-      let look = true;
-      let busy = false;
-      if (!started && hint.kind === "empty" && !this.options.signal?.aborted) {
+      const aborted = this.options.signal?.aborted ?? false;
+      const hint = decodeResults(peekSync(channel.results));
+      let lookNow = true;
+      if (!seenRunning && hint.kind === "empty" && !aborted) {
         // Still pending (a hint): no need to lock while the daemon has yet to take it.
-        const commands = decodeCommands(await peek(channel.commands));
-        if (commands.kind === "pending" && commands.record.id === id) look = !(await this.daemonAliveOrExcused());
+        const commands = decodeCommands(peekSync(channel.commands));
+        if (commands.kind === "pending" && commands.record.id === id) lookNow = !this.daemonAliveOrExcused(this.daemonWaitMs);
       }
       if (hint.kind === "running" && hint.id === id) {
-        started = true;
-        look = !(await this.daemonAliveOrExcused());
-        if (this.options.signal?.aborted && !this.killRequested) await this.requestKill(channel, id);
+        seenRunning = true;
+        lookNow = !this.daemonAliveOrExcused(this.runningWaitMs);
+        if (aborted && !this.killRequested) this.requestKill(channel, id);
       }
-      if (look) {
-        const step = await withChannelLocked(channel, { stale: this.stale }, (state) => this.step(channel, state, id));
-        if (typeof step === "object") return step;
-        busy = step === "busy";
-        if (step === "running") started = true;
-        if (step === "gone") {
-          if (started) throw new FileDaemonError("INTERRUPTED", `the command started but its result disappeared from ${channel.results} (cleared by another program?); its outcome is unknown`);
-          return "vanished";
-        }
+      let busy = false;
+      if (lookNow) {
+        const step = withChannelLocked(channel, { stale: this.stale }, (state) => {
+          const decision = look(state, { id, anchor, seenRunning, aborted, daemonAlive: () => this.daemonAliveOrExcused(this.runningWaitMs), daemonExpected: () => this.daemonAliveOrExcused(this.daemonWaitMs) });
+          return this.act(channel, decision, (writes) => applyWrites(state, writes), () => state.confirmHeld());
+        });
+        if (step === "busy") busy = true;
+        else if (step === "running") seenRunning = true;
+        else if (step !== "pending") return step;
       }
       const abort = this.killRequested ? undefined : this.options.signal;
       if (busy) {
@@ -227,48 +234,50 @@ class Submission {
     }
   }
 
-  /** True while a daemon is alive, or has been gone for less than `daemonWait`. */
-  private async daemonAliveOrExcused(): Promise<boolean> {
-    if ((await readLiveDaemon(this.files)) !== null) {
+  /** Performs what `look` decided, under the locks: returns the result, a state to wait in, "vanished", or throws. */
+  private act(channel: ChannelFiles, decision: LookDecision, write: (writes: Writes) => void, confirmHeld: () => void): CommandResult | "pending" | "running" | "vanished" {
+    switch (decision.kind) {
+      case "collect":
+        write(decision.writes);
+        return this.interpret(decision.done, channel.index);
+      case "wait":
+        return decision.state;
+      case "vanished":
+        return "vanished";
+      case "withdraw":
+        write(decision.writes);
+        // "Did not run" is only true if nobody took the lock from us meanwhile (PROTOCOL.md §2).
+        confirmHeld();
+        if (decision.because === "aborted") throw new FileDaemonError("ABORTED", "aborted before the command started; it was withdrawn and did not run");
+        throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon has served ${this.files.commands} for ${this.daemonWaitMs / 1000} s; the command was withdrawn and did not run. Start the daemon (file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000})`);
+      case "daemon-died":
+        // Nobody will write this result now; leave the channel free for the next daemon.
+        write(decision.writes);
+        throw new FileDaemonError("DAEMON_DIED", `the file-daemon serving ${this.files.commands} died while the command ran; its outcome is unknown and it will not be run again`);
+      case "unknown":
+        throw new FileDaemonError(
+          "INTERRUPTED",
+          decision.taken
+            ? `the daemon took the command but its result disappeared from ${channel.results} (taken by another program reading these files?); its outcome is unknown and it is not run again`
+            : `the command disappeared from ${channel.commands} and the daemon's trace cannot show whether it started; its outcome is unknown and it is not run again`,
+        );
+    }
+  }
+
+  /** True while a daemon is alive, or has been gone for less than `waitMs` (it may be restarting). */
+  private daemonAliveOrExcused(waitMs: number): boolean {
+    if (readLiveDaemon(this.files) !== null) {
       this.deadSince = null;
       return true;
     }
     this.deadSince ??= performance.now();
-    return performance.now() - this.deadSince < this.daemonWaitMs;
+    return performance.now() - this.deadSince < waitMs;
   }
 
-  /** One look at the channel under both locks: collect, keep waiting, or give up. */
-  private async step(channel: ChannelFiles, state: LockedChannel, id: string): Promise<CommandResult | Seen> {
-    const { commands, results } = state;
-    let seen: Seen = "gone";
-    if (isRecord(results) && results.id === id) {
-      if (results.kind === "done") {
-        await state.writeResults("");
-        return this.interpret(results, channel.index);
-      }
-      seen = "running";
-    } else if (commands.kind === "pending" && commands.record.id === id) {
-      seen = "pending";
-    }
-    if (seen === "gone") return seen;
-    if (seen === "pending" && this.options.signal?.aborted) {
-      await state.writeCommands("");
-      throw new FileDaemonError("ABORTED", "aborted before the command started; it was withdrawn and did not run");
-    }
-    if (await this.daemonAliveOrExcused()) return seen;
-    if (seen === "pending") {
-      await state.writeCommands("");
-      throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon serves ${this.files.commands}; the command was withdrawn and did not run. Start the daemon (file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000})`);
-    }
-    // Nobody will write this result now; leave the channel free for the next daemon.
-    await state.writeResults("");
-    throw new FileDaemonError("DAEMON_DIED", `the file-daemon serving ${this.files.commands} died while the command ran; its outcome is unknown and it will not be run again`);
-  }
-
-  private async requestKill(channel: ChannelFiles, id: string): Promise<void> {
+  private requestKill(channel: ChannelFiles, id: string): void {
     this.killRequested = true;
     try {
-      await writeFileAtomic(channel.kill, `${id}\n`);
+      writeFileAtomicSync(channel.kill, `${id}\n`);
     } catch (err) {
       throw fromFsError(err, channel.kill, "cannot ask the daemon to kill the command:");
     }
@@ -294,21 +303,27 @@ class Submission {
     throw new CommandFailedError(failure, message, result);
   }
 
-  private async requireDaemon(): Promise<DaemonInfo | null> {
-    const daemon = await readLiveDaemon(this.files);
+  /** The live daemon serving our files, or null while one may still appear; throws when none will. */
+  private requireDaemon(): DaemonInfo | null {
+    const daemon = readLiveDaemon(this.files);
     if (daemon !== null) {
       const mismatch = servesFiles(daemon, this.files);
       if (mismatch !== null) throw mismatch;
       this.deadSince = null;
-      if (this.options.stale === undefined) this.stale = Math.max(2000, daemon.stale);
+      if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;
+    }
+    // A missing or unusable directory is not a daemon that is still starting: say so at once.
+    for (const dir of this.files.directories) {
+      try {
+        fs.accessSync(dir);
+      } catch (err) {
+        throw fromFsError(err, dir, "cannot use directory");
+      }
     }
     this.deadSince ??= performance.now();
     if (performance.now() - this.deadSince >= this.daemonWaitMs) {
-      const dirs = await Promise.all(this.files.directories.map((dir) => fsp.access(dir).then(() => null, (err: unknown) => fromFsError(err, dir, "cannot use directory"))));
-      const missing = dirs.find((err) => err !== null);
-      if (missing) throw missing;
-      throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon serves ${this.files.commands}; start it with: file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000}`);
+      throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon served ${this.files.commands} within ${this.daemonWaitMs / 1000} s; start it with: file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000}`);
     }
     return null;
   }

@@ -1,16 +1,18 @@
-import { promises as fsp } from "node:fs";
-import { peek, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
+import fs from "node:fs";
+import { applyWrites, peekSync, withChannelLocked, type LockedChannel } from "../protocol/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
-import { writeFileAtomic } from "../protocol/atomic-write";
+import { writeFileAtomicSync } from "../protocol/atomic-write";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { isOwnerGone } from "../protocol/liveness";
-import { release, tryLock, type LockOptions } from "../protocol/lock";
+import { tryLock, type LockOptions } from "../protocol/lock";
 import type { ChannelFiles } from "../protocol/paths";
-import { decodeResults, encodeDone, encodeRunning, type DecodedResults, type DoneRecord, type Owner } from "../protocol/result-record";
+import { decodeResults, encodeOutcome, outcomeWithoutProcess, type DecodedResults, type Outcome, type Owner } from "../protocol/result-record";
+import { newTrace } from "../protocol/taken-trace";
+import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "./log";
 import { maxChannelFileBytes, unreadableFileReason, unsafeCommandsReason } from "./file-safety";
-import { runCommand, type Outcome, type RunOptions, type RunningCommand } from "./run-command";
+import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
 
 export interface ChannelContext {
   readonly lock: LockOptions;
@@ -30,12 +32,14 @@ interface Active {
   readonly command: RunningCommand;
 }
 
-/** The daemon's side of one channel: take a pending command, run it, publish its result. */
+/** The daemon's side of one channel: schedules the transitions of protocol/transitions.ts and runs what *take* starts. */
 export class DaemonChannel {
   private active: Active | null = null;
   /** A finished result not yet written (the results file was locked or unwritable). */
   private unwritten: { owner: Owner; content: string } | null = null;
   private uncollected: { key: string; since: number } | null = null;
+  /** Recovery (§7) has been done for this channel: retried on every wake until its locks are free. */
+  private recovered = false;
 
   constructor(
     readonly files: ChannelFiles,
@@ -47,35 +51,36 @@ export class DaemonChannel {
   }
 
   /** One step of the channel's state machine, on every wake; true when a lock was busy. */
-  async service(acceptNew: boolean): Promise<boolean> {
-    if (this.unwritten !== null) await this.publishResult();
+  service(acceptNew: boolean): boolean {
+    if (this.unwritten !== null) this.publishResult();
     if (this.active !== null) {
-      await this.checkKillRequest();
+      this.checkKillRequest();
       return false;
     }
     if (this.unwritten !== null) return true;
-    const replaced = await this.replaceUnreadable();
+    const replaced = this.replaceUnreadable();
     if (replaced !== "ok") return replaced === "busy";
-    const commands = decodeCommands(await peek(this.files.commands));
+    if (!this.recovered && !this.recoverNow()) return true;
+    const commands = decodeCommands(peekSync(this.files.commands));
     if (commands.kind === "empty" || !acceptNew) {
-      await this.expireResult();
+      this.expireResult();
       return false;
     }
-    const outcome = await withChannelLocked(this.files, this.ctx.lock, (state) => this.take(state), this.ctx.fileMode);
-    if (outcome === "busy") return true;
-    if (outcome !== null) this.start(outcome);
+    const decision = this.locked((state) => {
+      const decided = take(state, { runToken: this.ctx.runToken, daemonPid: process.pid, mayClear: (results) => this.mayClear(results), refusal: (record) => this.refusal(record) });
+      applyWrites(state, decided.writes);
+      // Nothing read under a lock that was taken over may start a command (PROTOCOL.md §2).
+      if (decided.kind === "start") state.confirmHeld();
+      return decided;
+    });
+    if (decision === "busy") return true;
+    if (decision.kind !== "start") {
+      if (decision.log !== null) this.logAs(decision.kind === "not-run" ? "error" : "info", decision.log);
+      return false;
+    }
+    this.uncollected = null;
+    this.start(decision.record);
     return false;
-  }
-
-  /** Marks a running record left by a dead daemon as interrupted (at start-up). */
-  async recover(): Promise<void> {
-    await withChannelLocked(this.files, this.ctx.lock, async (state) => {
-      if (state.results.kind !== "running" || state.results.run === this.ctx.runToken) return;
-      const owner = state.results;
-      this.ctx.log.error(`channel ${this.files.index}: command ${owner.id} was running when daemon ${owner.daemon} died; recorded as interrupted, not run again`);
-      await state.writeResults(encodeDone(doneRecord(owner, interrupted(`the daemon (pid ${owner.daemon}) died while the command ran; it was not run again`))));
-      if (state.commands.kind === "pending" && state.commands.record.id === owner.id) await state.writeCommands("");
-    }, this.ctx.fileMode);
   }
 
   /** Stops the running command (daemon shutting down) and waits for its result to be written. */
@@ -88,50 +93,54 @@ export class DaemonChannel {
       await new Promise((resolve) => setImmediate(resolve));
     }
     for (let attempt = 0; this.unwritten !== null && attempt < 50; attempt++) {
-      await this.publishResult().catch(() => undefined);
+      try {
+        this.publishResult();
+      } catch {
+        // Retried below; the log has the reason from the loop.
+      }
       if (this.unwritten !== null) await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
-  private async take(state: LockedChannel): Promise<CommandRecord | null> {
-    const { commands, results } = state;
-    if (commands.kind === "empty") return null;
-    if (results.kind !== "empty" && !(await this.clearIfStale(state, results))) return null;
-    if (commands.kind === "unreadable") {
-      await state.writeResults(encodeDone(doneRecord(commands, refused(`${commands.reason}; the command was not run`))));
-      await state.writeCommands("");
-      this.ctx.log.error(`channel ${this.files.index}: refused ${commands.id}: ${commands.reason}`);
-      return null;
-    }
-    const record = commands.record;
-    const reason = (await unsafeCommandsReason(this.files.commands, this.ctx.fileMode)) ?? invalidReason(record.command);
-    if (reason !== null) {
-      await state.writeResults(encodeDone(doneRecord(record, refused(`${reason}; the command was not run`))));
-      await state.writeCommands("");
-      this.ctx.log.error(`channel ${this.files.index}: refused ${record.id}: ${reason}`);
-      return null;
-    }
-    // Running is recorded before the command leaves the commands file: a crash between the
-    // two writes leaves both naming the same id, which recovery reads as "started".
-    await state.writeResults(encodeRunning({ id: record.id, pid: record.pid, pidns: record.pidns, daemon: process.pid, run: this.ctx.runToken }));
-    await state.writeCommands("");
-    return record;
+  private locked<T>(fn: (state: LockedChannel) => T): T | "busy" {
+    return withChannelLocked(this.files, this.ctx.lock, fn, this.ctx.fileMode);
+  }
+
+  private logAs(level: "info" | "error", line: string): void {
+    this.ctx.log[level](`channel ${this.files.index}: ${line}`);
+  }
+
+  /** Recover (§7) under both locks, and give the channel a trace if it has none; false while a lock is busy. */
+  private recoverNow(): boolean {
+    const done = this.locked((state) => {
+      const recovered = recover(state, this.ctx.runToken);
+      applyWrites(state, { ...(state.trace === null ? { trace: newTrace() } : {}), ...(recovered?.writes ?? {}) });
+      return recovered;
+    });
+    if (done === "busy") return false;
+    if (done !== null) this.logAs("error", done.log);
+    this.recovered = true;
+    return true;
+  }
+
+  private refusal(record: CommandRecord): string | null {
+    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command);
   }
 
   private start(record: CommandRecord): void {
     const owner: Owner = { id: record.id, pid: record.pid, pidns: record.pidns };
-    const begin = runCommand(record.command, { ...this.ctx.run, timeoutMs: record.timeoutMs, capture: record.capture });
-    const placeholder: Active = { owner, command: pendingStart(begin) };
-    this.active = placeholder;
+    // Never rejects: a shell that cannot be started (execa failing to load, ENOMEM from fork)
+    // becomes a `failed` result, and the daemon goes on.
+    const begin = runCommand(record.command, { ...this.ctx.run, timeoutMs: record.timeoutMs, capture: record.capture }).catch((err: unknown) => notStarted(err));
+    this.active = { owner, command: whenStarted(begin) };
     void begin
       .then((command) => {
         this.active = { owner, command };
-        return command.finished;
+        return settled(command.finished);
       })
-      .catch((err: unknown): Outcome => failed(`the shell could not be started: ${String(err)}`))
       .then((outcome) => {
         this.active = null;
-        this.unwritten = { owner, content: encodeDone(doneRecord(owner, outcome)) };
+        this.unwritten = { owner, content: encodeOutcome(owner, outcome) };
         this.ctx.wake();
       });
   }
@@ -142,96 +151,91 @@ export class DaemonChannel {
    * locks without being read, so it can neither hang the daemon, fill its memory, nor lead it
    * to a file elsewhere. "busy" when a lock was held, "replaced" when something was replaced.
    */
-  private async replaceUnreadable(): Promise<"ok" | "busy" | "replaced"> {
-    const { commands, results } = this.files;
+  private replaceUnreadable(): "ok" | "busy" | "replaced" {
+    const { commands, results, taken } = this.files;
     const maxBytes = maxChannelFileBytes(this.ctx.run.captureLimit);
-    if (unreadableFileReason(commands, maxBytes) === null && unreadableFileReason(results, maxBytes) === null) return "ok";
-    const releaseCommands = await tryLock(commands, this.ctx.lock);
-    if (releaseCommands === null) return "busy";
+    const files = [commands, results, taken];
+    if (files.every((file) => unreadableFileReason(file, maxBytes) === null)) return "ok";
+    const commandsLock = tryLock(commands, this.ctx.lock);
+    if (commandsLock === null) return "busy";
     try {
-      const releaseResults = await tryLock(results, this.ctx.lock);
-      if (releaseResults === null) return "busy";
+      const resultsLock = tryLock(results, this.ctx.lock);
+      if (resultsLock === null) return "busy";
       try {
-        for (const file of [commands, results]) {
+        for (const file of files) {
           const reason = unreadableFileReason(file, maxBytes);
           if (reason === null) continue;
+          if (!commandsLock.stillHeld() || !resultsLock.stillHeld()) return "busy";
           try {
-            await writeFileAtomic(file, "", this.ctx.fileMode);
+            writeFileAtomicSync(file, "", this.ctx.fileMode);
           } catch (err) {
             throw fromFsError(err, file, "cannot replace");
           }
-          this.ctx.log.error(`channel ${this.files.index}: ${reason}; replaced it with an empty file without reading it (nothing was run)`);
+          this.logAs("error", `${reason}; replaced it with an empty file without reading it (nothing was run)`);
         }
       } finally {
-        await release(releaseResults);
+        resultsLock.release();
       }
     } finally {
-      await release(releaseCommands);
+      commandsLock.release();
     }
     return "replaced";
   }
 
-  private async publishResult(): Promise<void> {
+  private publishResult(): void {
     const pending = this.unwritten;
     if (pending === null) return;
-    const written = await withChannelLocked(this.files, this.ctx.lock, async (state) => {
-      const results = state.results;
-      if (results.kind === "running" && results.id === pending.owner.id) {
-        await state.writeResults(pending.content);
-      } else {
-        this.ctx.log.error(`channel ${this.files.index}: the submitter of ${pending.owner.id} stopped waiting; its result was dropped`);
-      }
-      return true;
-    }, this.ctx.fileMode);
-    if (written === true) this.unwritten = null;
+    const published = this.locked((state) => {
+      const decided = publish(state, pending.owner, pending.content);
+      applyWrites(state, decided.writes);
+      return decided;
+    });
+    if (published === "busy") return;
+    this.unwritten = null;
+    if (published.log !== null) this.logAs("error", published.log);
   }
 
-  private async checkKillRequest(): Promise<void> {
+  private checkKillRequest(): void {
     let request: string;
     try {
-      request = (await fsp.readFile(this.files.kill, "utf8")).trim();
+      request = fs.readFileSync(this.files.kill, "utf8").trim();
     } catch {
       return;
     }
-    await fsp.rm(this.files.kill, { force: true });
+    fs.rmSync(this.files.kill, { force: true });
     const active = this.active;
     if (active !== null && request === active.owner.id) {
-      this.ctx.log.info(`channel ${this.files.index}: killing ${request} on request`);
+      this.logAs("info", `killing ${request} on request`);
       active.command.kill("killed", "killed on request");
     }
   }
 
-  /** Clears a result nobody will collect. Called without locks; decides under them. */
-  private async expireResult(): Promise<void> {
-    const results = decodeResults(await peek(this.files.results));
+  /** Clears a result nobody will collect. Looks without locks; decides under them. */
+  private expireResult(): void {
+    const results = decodeResults(peekSync(this.files.results));
     if (results.kind === "empty") {
       this.uncollected = null;
       return;
     }
-    if (results.kind === "running" && results.run === this.ctx.runToken) return;
-    if (!this.isStale(results)) return;
-    await withChannelLocked(this.files, this.ctx.lock, async (state) => {
-      if (state.results.kind !== "empty") await this.clearIfStale(state, state.results);
-    }, this.ctx.fileMode);
+    if ((results.kind === "running" && results.run === this.ctx.runToken) || !this.mayClear(results)) return;
+    this.locked((state) => {
+      const writes = expire(state, this.ctx.runToken, (found) => this.mayClear(found));
+      if (writes === null) return;
+      applyWrites(state, writes);
+      const what = state.results.kind === "garbage" ? `unreadable content ${JSON.stringify(state.results.text)}` : "a result nobody collected";
+      this.logAs("info", `cleared ${what} from ${this.files.results}`);
+      this.uncollected = null;
+    });
   }
 
-  private async clearIfStale(state: LockedChannel, results: DecodedResults): Promise<boolean> {
-    if (results.kind === "running" && results.run !== this.ctx.runToken) {
-      await state.writeResults(encodeDone(doneRecord(results, interrupted(`the daemon (pid ${results.daemon}) died while the command ran`))));
-      return false;
-    }
-    if (!this.isStale(results)) return false;
-    const what = results.kind === "garbage" ? `unreadable content ${JSON.stringify(results.text)}` : "a result nobody collected";
-    this.ctx.log.info(`channel ${this.files.index}: cleared ${what} from ${this.files.results}`);
-    await state.writeResults("");
-    this.uncollected = null;
-    return true;
-  }
-
-  private isStale(results: DecodedResults): boolean {
-    if (results.kind === "empty") return true;
-    if (results.kind === "garbage") return true;
-    if (results.kind === "running") return false;
+  /**
+   * Whether the results file may be cleared: garbage at once; a result whose submitter is gone;
+   * any result after waiting uncollected for the expiry time. Our own `running` record while no
+   * command runs here is a take that was cut short: its command never started.
+   */
+  private mayClear(results: DecodedResults): boolean {
+    if (results.kind === "empty" || results.kind === "garbage") return true;
+    if (results.kind === "running") return results.run === this.ctx.runToken && this.active === null;
     if (results.kind === "done" && isOwnerGone(results)) return true;
     const key = results.kind === "done" ? results.id : `foreign:${results.code}`;
     const now = performance.now();
@@ -249,28 +253,25 @@ function invalidReason(command: string): string | null {
   }
 }
 
-function pendingStart(begin: Promise<RunningCommand>): RunningCommand {
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A command whose shell could not be started: its outcome is `failed`, at once. */
+function notStarted(err: unknown): RunningCommand {
+  return { pgid: null, finished: Promise.resolve(outcomeWithoutProcess("failed", `the shell could not be started: ${describe(err)}`)), kill: () => undefined };
+}
+
+/** The outcome, or `failed` if collecting it went wrong: the daemon always publishes something. */
+function settled(finished: Promise<Outcome>): Promise<Outcome> {
+  return finished.catch((err: unknown) => outcomeWithoutProcess("failed", `the command's outcome could not be read: ${describe(err)}`));
+}
+
+/** Stands for the command while its shell is being started (a kill then waits for the start). */
+function whenStarted(begin: Promise<RunningCommand>): RunningCommand {
   return {
     pgid: null,
-    finished: begin.then((command) => command.finished),
+    finished: begin.then((command) => settled(command.finished)),
     kill: (reason, message) => void begin.then((command) => command.kill(reason, message)),
   };
-}
-
-const noOutput = { stdout: null, stderr: null, stdoutTruncated: false, stderrTruncated: false, durationMs: 0 };
-
-function interrupted(message: string): Outcome {
-  return { status: "interrupted", code: null, signal: null, message, ...noOutput };
-}
-
-function refused(message: string): Outcome {
-  return { status: "refused", code: null, signal: null, message, ...noOutput };
-}
-
-function failed(message: string): Outcome {
-  return { status: "failed", code: null, signal: null, message, ...noOutput };
-}
-
-function doneRecord(owner: Owner, outcome: Outcome): Omit<DoneRecord, "kind"> {
-  return { id: owner.id, pid: owner.pid, pidns: owner.pidns, ...outcome };
 }

@@ -17,6 +17,11 @@ export interface LaunchOptions {
   readonly logFile: string;
   /** On SIGTERM, seconds running commands may finish before they are killed. */
   readonly stopGraceSeconds: number;
+  /**
+   * `--supervised`: once COMMANDS.supervisor has named no live process for this many seconds,
+   * the daemon stops. Omitted: it runs until it is stopped.
+   */
+  readonly supervisedGraceSeconds?: number;
 }
 
 export interface DaemonExit {
@@ -48,6 +53,7 @@ export async function launchDaemon(options: LaunchOptions): Promise<LaunchedDaem
     options.logFile,
     "--stop-grace",
     String(options.stopGraceSeconds),
+    ...(options.supervisedGraceSeconds === undefined ? [] : ["--supervised", String(options.supervisedGraceSeconds)]),
   ];
   const logFd = fs.openSync(options.logFile, "a", 0o600);
   try {
@@ -79,30 +85,47 @@ export async function launchDaemon(options: LaunchOptions): Promise<LaunchedDaem
   }
 }
 
-/** How long a stop waits for the daemon to exit before it is killed outright. */
+/** How long a stop waits for the daemon to exit, all in all (SIGKILL included). */
 export const STOP_TIMEOUT_MS = 12_000;
+/** How long, at the end of a stop's time, is kept for the process to vanish after SIGKILL. */
+export const KILL_WAIT_MS = 1000;
 const EXIT_POLL_MS = 50;
 
+export interface TerminateOptions {
+  /** All the time the stop may take, SIGKILL and its wait included (default STOP_TIMEOUT_MS). */
+  readonly timeoutMs?: number;
+  /** Aborted: kill at once (a deadline shared with other steps has come). */
+  readonly killNow?: AbortSignal;
+}
+
 /**
- * SIGTERM (the daemon's clean stop), then SIGKILL if it has not exited after `timeoutMs`.
- * Resolves to how it ended.
+ * SIGTERM (the daemon's clean stop), then SIGKILL once it has not exited KILL_WAIT_MS before
+ * `timeoutMs` runs out (or `killNow` fires), then up to KILL_WAIT_MS for it to vanish. So it
+ * resolves within `timeoutMs` (plus a poll): to how the daemon ended, or "unkillable".
  */
-export async function terminateDaemon(pid: number, startTime: string | null, timeoutMs = STOP_TIMEOUT_MS): Promise<"exited" | "killed"> {
+export async function terminateDaemon(pid: number, startTime: string | null, options: TerminateOptions = {}): Promise<"exited" | "killed" | "unkillable"> {
+  const start = performance.now();
+  const end = start + Math.max(0, options.timeoutMs ?? STOP_TIMEOUT_MS);
+  const killAt = Math.max(start, end - KILL_WAIT_MS);
   sendSignal(pid, "SIGTERM");
-  const deadline = performance.now() + timeoutMs;
   while (!(await isGone(pid, startTime))) {
-    if (performance.now() >= deadline) {
+    if (performance.now() >= killAt || options.killNow?.aborted) {
       sendSignal(pid, "SIGKILL");
+      const killed = performance.now();
+      while (!(await isGone(pid, startTime))) {
+        if (performance.now() >= Math.max(end, killed + EXIT_POLL_MS)) return "unkillable";
+        await pause(EXIT_POLL_MS / 5);
+      }
       return "killed";
     }
-    await pause(EXIT_POLL_MS);
+    await pause(EXIT_POLL_MS, options.killNow);
   }
   return "exited";
 }
 
 /** Stops whichever daemon serves `files`; resolves to its pid, or null when none did. */
 export async function stopLiveDaemon(files: DaemonFiles): Promise<number | null> {
-  const live = await readLiveDaemon(files);
+  const live = readLiveDaemon(files);
   if (live === null) return null;
   await terminateDaemon(live.pid, live.startTime);
   return live.pid;
@@ -116,10 +139,24 @@ function sendSignal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-/** True once `pid` no longer names the process that started at `startTime`. */
+/**
+ * True once `pid` no longer names the process that started at `startTime`. A zombie counts as
+ * gone: it has exited, and where no one reaps it (an init that does not) it would never vanish.
+ */
 export async function isGone(pid: number, startTime: string | null): Promise<boolean> {
-  if (startTime === null) return !isPidAlive(pid);
-  return (await processStartTime(pid)) !== startTime;
+  if (startTime === null ? !isPidAlive(pid) : processStartTime(pid) !== startTime) return true;
+  return isZombie(pid);
+}
+
+/** Field 3 of /proc/PID/stat is Z (zombie) or X (dead). False where /proc cannot say. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    return false;
+  }
 }
 
 /** The last `count` different lines of a log file, joined by " | " (empty when unreadable). */

@@ -1,16 +1,17 @@
 import { randomBytes } from "node:crypto";
-import fs, { promises as fsp } from "node:fs";
+import fs from "node:fs";
 import path from "node:path";
-import lockfile from "proper-lockfile";
-import { DEFAULT_FILE_MODE, writeFileAtomic } from "../protocol/atomic-write";
-import { decodeDaemonInfo, encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { DEFAULT_FILE_MODE } from "../protocol/atomic-write";
+import type { DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
-import { isPidAlive, processStartTime } from "../protocol/liveness";
-import { DEFAULT_STALE_MS, privateFs } from "../protocol/lock";
+import { processStartTime } from "../protocol/liveness";
+import { effectiveStale } from "../protocol/lock";
 import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
 import { DaemonChannel } from "./daemon-channel";
+import { DaemonPresence, SETTLE_MS } from "./daemon-presence";
 import { DirectoryWatch } from "./dir-watch";
 import { silentLogger, type Logger } from "./log";
+import { removePidfile, writePidfile } from "./pidfile";
 import { closeWarmShells, DEFAULT_CAPTURE_LIMIT } from "./run-command";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { checkFilesAreSafe, maxChannelFileBytes } from "./file-safety";
@@ -19,12 +20,8 @@ import { VERSION } from "./version";
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
 const BUSY_RETRY_MS = 2;
 
-/**
- * How long the files must look settled before the daemon writes its info file or lock again
- * after they vanished: while `rm -r` empties the directory, writing into it would make the
- * removal fail ("Directory not empty").
- */
-const SETTLE_MS = 1000;
+/** Why a daemon stopped: asked to (SIGTERM, stop()), or another daemon serves its files now. */
+export type StopCause = "requested" | "displaced";
 
 export interface DaemonOptions {
   readonly commands: string;
@@ -54,20 +51,15 @@ export class Daemon {
   private readonly channels: DaemonChannel[];
   private readonly watch: DirectoryWatch;
   private readonly log: Logger;
+  private readonly presence: DaemonPresence;
   private stopping = false;
+  private stopCause: StopCause = "requested";
   private loopDone: Promise<void> = Promise.resolve();
-  private releaseDaemonLock: (() => Promise<void>) | null = null;
-  /** Why the daemon lock is not held (the directory was removed): no command is taken meanwhile. */
-  private lockLost: string | null = null;
-  private lockLostReported = "";
-  /** Since when (performance.now) the info file is missing, or every directory exists again. */
-  private infoMissingSince: number | null = null;
-  private directoriesBackSince: number | null = null;
   private lastError = new Map<number, string>();
   private stopPromise: Promise<void> | null = null;
-  private resolveStopped!: () => void;
-  /** Resolves once the daemon has stopped (by `stop()` or a fatal error). */
-  readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
+  private resolveStopped!: (cause: StopCause) => void;
+  /** Resolves once the daemon has stopped, saying why. */
+  readonly stopped = new Promise<StopCause>((resolve) => (this.resolveStopped = resolve));
 
   private constructor(
     readonly files: DaemonFiles,
@@ -78,12 +70,14 @@ export class Daemon {
     this.log = options.log ?? silentLogger;
     const sleepMs = sleepTimeMs(options.sleepTime);
     this.watch = new DirectoryWatch(files.directories, options.watch ?? true);
+    const fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
+    const captureLimit = options.captureLimit ?? DEFAULT_CAPTURE_LIMIT;
     const ctx = {
       lock: { stale: info.stale },
-      fileMode: options.fileMode ?? DEFAULT_FILE_MODE,
+      fileMode,
       run: {
         shell: options.shell ?? "/bin/sh",
-        captureLimit: options.captureLimit ?? DEFAULT_CAPTURE_LIMIT,
+        captureLimit,
         killGraceMs: options.killGraceMs ?? 2000,
         ...(options.uid === undefined ? {} : { uid: options.uid }),
         ...(options.gid === undefined ? {} : { gid: options.gid }),
@@ -94,6 +88,7 @@ export class Daemon {
       wake: () => this.watch.changes.notify(),
     };
     this.channels = Array.from({ length: info.channels }, (_, i) => new DaemonChannel(channelFiles(files, i), ctx));
+    this.presence = new DaemonPresence(files, info, this.log, () => checkFilesAreSafe(files, info.channels, fileMode, maxChannelFileBytes(captureLimit)));
   }
 
   /** Takes the files (refusing if another daemon serves them), recovers, and starts serving. */
@@ -102,23 +97,22 @@ export class Daemon {
     if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", "the commands and results files must be different files");
     const sleepMs = sleepTimeMs(options.sleepTime);
     const channels = channelCount(options.channels ?? 1);
-    const stale = Math.max(2000, options.stale ?? DEFAULT_STALE_MS);
     for (const dir of files.directories) {
       try {
-        await fsp.access(dir);
+        fs.accessSync(dir);
       } catch (err) {
         throw fromFsError(err, dir, "cannot use directory");
       }
     }
-    await checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
+    checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
     const info: DaemonInfo = {
       commands: files.commands,
       results: files.results,
       pid: process.pid,
-      startTime: await processStartTime(process.pid),
+      startTime: processStartTime(process.pid),
       channels,
       sleepTime: sleepMs / 1000,
-      stale,
+      stale: effectiveStale(options.stale),
       version: VERSION,
       startedAt: new Date().toISOString(),
     };
@@ -127,40 +121,22 @@ export class Daemon {
     return daemon;
   }
 
-  // Locked under the info file's name: proper-lockfile keys its locks by file, and the
-  // commands file's own lock is taken and released all the time.
-  private lockInfoFile(): Promise<() => Promise<void>> {
-    return lockfile.lock(this.files.info, {
-      realpath: false,
-      fs: privateFs,
-      stale: this.info.stale,
-      onCompromised: (err) => this.onLockCompromised(err),
-    });
-  }
-
   private async takeFiles(): Promise<void> {
-    await this.removeLockOfDeadDaemon();
     try {
-      this.releaseDaemonLock = await this.lockInfoFile();
+      await this.presence.take();
     } catch (err) {
       this.watch.close();
-      if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
-        const other = await readLiveDaemon(this.files);
-        const who = other === null ? "another file-daemon" : `file-daemon pid ${other.pid}`;
-        throw new FileDaemonError("ALREADY_RUNNING", `${who} already serves ${this.files.commands}; stop it first, or use other files`);
-      }
-      throw fromFsError(err, this.files.daemonLock, "cannot lock");
+      throw err;
     }
     try {
       for (const channel of this.channels) {
-        for (const file of [channel.files.commands, channel.files.results]) await this.createOrOpen(file);
-        await channel.recover();
+        for (const file of [channel.files.commands, channel.files.results]) this.createOrOpen(file);
       }
       // The pidfile first: once the info file is there, the daemon is serving and fully set up.
-      if (this.options.pidfile !== undefined) await this.writePidfile(this.options.pidfile);
-      await this.publishInfo();
+      if (this.options.pidfile !== undefined) writePidfile(this.options.pidfile, this.log);
+      this.presence.publish();
     } catch (err) {
-      await this.releaseLock();
+      this.presence.release();
       this.watch.close();
       throw err;
     }
@@ -169,78 +145,17 @@ export class Daemon {
   }
 
   /** Creates a channel file (or checks that an existing one can be written), saying what to fix. */
-  private async createOrOpen(file: string): Promise<void> {
+  private createOrOpen(file: string): void {
     try {
-      const handle = await fsp.open(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE);
-      await handle.close();
+      fs.closeSync(fs.openSync(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const stat = code === "EACCES" ? await fsp.stat(file).catch(() => null) : null;
+      const stat = code === "EACCES" ? statOrNull(file) : null;
       const uid = process.getuid?.() ?? 0;
       if (stat !== null && stat.uid !== uid) {
         throw new FileDaemonError("PERMISSION", `cannot open ${file}: it belongs to uid ${stat.uid} and the daemon runs as uid ${uid} (left by a daemon run as another user?); chown it to the daemon's user, or remove it`, { cause: err });
       }
       throw fromFsError(err, file, "cannot open");
-    }
-  }
-
-  /**
-   * A daemon killed with SIGKILL leaves its lock behind, fresh for up to `stale` ms. When the
-   * info file names a process that is gone, the lock is dead now: take it over at once.
-   */
-  private async removeLockOfDeadDaemon(): Promise<void> {
-    let content: string;
-    try {
-      content = await fsp.readFile(this.files.info, "utf8");
-    } catch {
-      return;
-    }
-    const previous = decodeDaemonInfo(content);
-    if (previous === null || (await readLiveDaemon(this.files)) !== null) return;
-    this.log.info(`daemon pid ${previous.pid} died without cleaning up; taking over its files`);
-    await fsp.rm(this.files.info, { force: true });
-    await fsp.rmdir(this.files.daemonLock).catch(() => undefined);
-  }
-
-  private async publishInfo(): Promise<void> {
-    await writeFileAtomic(this.files.info, encodeDaemonInfo(this.info), 0o644);
-  }
-
-  /**
-   * Writes the pidfile atomically. One that names a live file-daemon (another daemon given the
-   * same --pidfile) is refused; one left by a dead daemon, or naming a pid that another program
-   * has since been given, is stale and replaced.
-   */
-  private async writePidfile(pidfile: string): Promise<void> {
-    let previous = "";
-    try {
-      previous = fs.readFileSync(pidfile, "utf8").trim();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw fromFsError(err, pidfile, "cannot read the pidfile");
-    }
-    const pid = /^\d{1,10}$/.test(previous) ? Number(previous) : null;
-    if (pid !== null && pid !== process.pid && pid > 0) {
-      const state = pidState(pid);
-      if (state === "file-daemon") {
-        throw new FileDaemonError("ALREADY_RUNNING", `the pidfile ${pidfile} names file-daemon pid ${pid}, which is running; stop it, or give this daemon another --pidfile`);
-      }
-      this.log.info(`the pidfile ${pidfile} named pid ${pid}, which ${state === "dead" ? "is not running" : "is another program now"}: stale, replaced`);
-    } else if (previous !== "" && pid === null) {
-      this.log.info(`the pidfile ${pidfile} held ${JSON.stringify(previous.slice(0, 40))}, not a pid: replaced`);
-    }
-    try {
-      await writeFileAtomic(pidfile, `${process.pid}\n`, 0o644);
-    } catch (err) {
-      throw fromFsError(err, pidfile, "cannot write the pidfile");
-    }
-  }
-
-  /** Removes the pidfile if it still names this daemon. */
-  private async removePidfile(pidfile: string): Promise<void> {
-    try {
-      if (fs.readFileSync(pidfile, "utf8").trim() === String(process.pid)) fs.rmSync(pidfile, { force: true });
-    } catch {
-      // Gone already, or unreadable: nothing of ours to remove.
     }
   }
 
@@ -254,35 +169,29 @@ export class Daemon {
       const generation = this.watch.changes.generation;
       const busy = await this.tick();
       if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(sleepMs, BUSY_RETRY_MS), undefined, locks);
-      else await this.watch.changes.wait(generation, this.settling() ? Math.min(sleepMs, SETTLE_MS) : sleepMs, undefined, names);
+      else await this.watch.changes.wait(generation, this.presence.settling ? Math.min(sleepMs, SETTLE_MS) : sleepMs, undefined, names);
     }
-  }
-
-  /** Waiting for vanished files to settle: look again within SETTLE_MS however long sleep_time is. */
-  private settling(): boolean {
-    return this.lockLost !== null || this.infoMissingSince !== null;
   }
 
   /** One pass over every channel; true when some channel found a lock busy. */
   private async tick(): Promise<boolean> {
     this.watch.rewatch();
-    await this.keepDaemonLock();
-    if (this.lockLost === null) {
-      try {
-        fs.statSync(this.files.info);
-        this.infoMissingSince = null;
-      } catch {
-        // Someone removed the info file: publish it again, unless the whole directory is going.
-        this.infoMissingSince ??= performance.now();
-        if (performance.now() - this.infoMissingSince >= SETTLE_MS) {
-          await this.publishInfo().then(() => (this.infoMissingSince = null), () => undefined);
-        }
-      }
+    const before = this.presence.current;
+    const presence = await this.presence.keep();
+    if (presence === "displaced") {
+      this.stopCause = "displaced";
+      void this.stop();
+      return false;
+    }
+    if (before === "waiting" && presence === "serving") {
+      // An inotify watch on a removed directory is dead: watch the new one.
+      this.watch.close();
+      this.watch.rewatch();
     }
     let busy = false;
     for (const channel of this.channels) {
       try {
-        busy = (await channel.service(!this.stopping && this.lockLost === null)) || busy;
+        busy = channel.service(!this.stopping && presence === "serving") || busy;
         this.reportRecovered(channel.files.index);
       } catch (err) {
         this.reportError(channel.files.index, err);
@@ -304,85 +213,6 @@ export class Daemon {
     this.log.info(`channel ${index}: working again`);
   }
 
-  private onLockCompromised(err: Error): void {
-    this.releaseDaemonLock = null;
-    if (!this.stopping && !fs.existsSync(this.files.daemonLock)) {
-      // Nobody took it over: the directory was removed or emptied. Wait for it to come back.
-      this.loseLock(`the daemon lock ${this.files.daemonLock} disappeared (${err.message})`);
-      this.watch.changes.notify();
-      return;
-    }
-    this.log.error(`the daemon lock ${this.files.daemonLock} was lost (${err.message}); stopping so that two daemons never serve the same files`);
-    void this.stop();
-  }
-
-  private loseLock(why: string): void {
-    if (this.lockLost !== null) return;
-    this.lockLost = why;
-    this.log.error(`${why}: the directory was removed or emptied. Not taking commands until it is back (a running command finishes; its result is kept and written once it can be)`);
-  }
-
-  /**
-   * Notices that the daemon lock vanished with its directory (rm -r, a cleaned /tmp) and takes
-   * it again once the directory is back, unless another daemon has started there meanwhile
-   * (then this one stops), or the new directory is unsafe (then it keeps waiting).
-   */
-  private async keepDaemonLock(): Promise<void> {
-    if (this.stopping) return;
-    if (this.lockLost === null) {
-      if (this.releaseDaemonLock === null || fs.existsSync(this.files.daemonLock)) return;
-      const release = this.releaseDaemonLock;
-      this.releaseDaemonLock = null;
-      await release().catch(() => undefined);
-      this.loseLock(`the daemon lock ${this.files.daemonLock} disappeared`);
-    }
-    const missing = this.files.directories.find((dir) => !fs.existsSync(dir));
-    if (missing !== undefined) {
-      this.directoriesBackSince = null;
-      return this.reportLockProblem(`waiting for ${missing} to exist again`);
-    }
-    this.directoriesBackSince ??= performance.now();
-    if (performance.now() - this.directoriesBackSince < SETTLE_MS) return;
-    const other = await readLiveDaemon(this.files);
-    if (other !== null && other.pid !== process.pid) {
-      this.log.error(`file-daemon pid ${other.pid} serves ${this.files.commands} now; stopping so that two daemons never serve the same files`);
-      void this.stop();
-      return;
-    }
-    try {
-      await checkFilesAreSafe(this.files, this.channels.length, this.options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(this.options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
-      await this.removeLockOfDeadDaemon();
-      this.releaseDaemonLock = await this.lockInfoFile();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ELOCKED") {
-        this.log.error(`another file-daemon took ${this.files.daemonLock} while the directory was gone; stopping so that two daemons never serve the same files`);
-        void this.stop();
-        return;
-      }
-      return this.reportLockProblem(err instanceof Error ? err.message : String(err));
-    }
-    try {
-      await this.publishInfo();
-    } catch (err) {
-      await this.releaseLock();
-      return this.reportLockProblem(err instanceof Error ? err.message : String(err));
-    }
-    this.lockLost = null;
-    this.lockLostReported = "";
-    this.directoriesBackSince = null;
-    this.infoMissingSince = null;
-    // An inotify watch on a removed directory is dead: watch the new one.
-    this.watch.close();
-    this.watch.rewatch();
-    this.log.info(`${this.files.directories.join(" and ")} back: serving ${this.files.commands} again`);
-  }
-
-  private reportLockProblem(message: string): void {
-    if (this.lockLostReported === message) return;
-    this.lockLostReported = message;
-    this.log.error(`not serving: ${message}`);
-  }
-
   /** Stops taking commands, lets running ones finish (then kills them), writes their results. */
   stop(): Promise<void> {
     this.stopPromise ??= this.shutdown();
@@ -398,28 +228,17 @@ export class Daemon {
     closeWarmShells();
     await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
     this.watch.close();
-    if (this.releaseDaemonLock !== null) await fsp.rm(this.files.info, { force: true }).catch(() => undefined);
-    if (this.options.pidfile !== undefined) await this.removePidfile(this.options.pidfile);
-    await this.releaseLock();
+    if (this.options.pidfile !== undefined) removePidfile(this.options.pidfile);
+    this.presence.release();
     this.log.info("stopped");
-    this.resolveStopped();
-  }
-
-  private async releaseLock(): Promise<void> {
-    const release = this.releaseDaemonLock;
-    this.releaseDaemonLock = null;
-    if (release !== null) await release().catch(() => undefined);
+    this.resolveStopped(this.stopCause);
   }
 }
 
-/** What runs as `pid` now: a file-daemon, another program (the pid was reused), or nothing. */
-function pidState(pid: number): "file-daemon" | "other" | "dead" {
-  let cmdline: string;
+function statOrNull(file: string): fs.Stats | null {
   try {
-    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return fs.statSync(file);
   } catch {
-    // No /proc (or the process just ended): only ask whether it exists.
-    return fs.existsSync("/proc/self") || !isPidAlive(pid) ? "dead" : "file-daemon";
+    return null;
   }
-  return cmdline.split("\0").some((arg) => /(^|\/)file-daemon(\.js)?$/.test(arg)) ? "file-daemon" : "other";
 }

@@ -54,7 +54,7 @@ export class ExternalWatcher extends EventEmitter<{ state: [ExternalStatus] }> {
   }
 
   private async check(first: boolean): Promise<void> {
-    const live = await readLiveDaemon(this.files);
+    const live = readLiveDaemon(this.files);
     if (!first && (live?.pid ?? null) === this.current.pid) return;
     this.current =
       live === null

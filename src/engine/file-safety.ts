@@ -25,7 +25,7 @@ function sharedWithGroup(fileMode: number): boolean {
  * Why the daemon must not take commands from `file`, or null when it may. A command file
  * someone else can write is a way for them to run commands as the daemon's user.
  */
-export async function unsafeFileReason(file: string, fileMode: number): Promise<string | null> {
+export function unsafeFileReason(file: string, fileMode: number): string | null {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(file);
@@ -48,7 +48,7 @@ export async function unsafeFileReason(file: string, fileMode: number): Promise<
  * replace the commands file: everyone (without the sticky bit), or another user who owns it.
  * A directory reached through a symbolic link is judged by what it points to.
  */
-export async function unsafeDirectoryReason(dir: string, fileMode = 0o600): Promise<string | null> {
+export function unsafeDirectoryReason(dir: string, fileMode = 0o600): string | null {
   const stat = fs.statSync(dir);
   if (!stat.isDirectory()) return `${dir} is not a directory`;
   if (stat.mode & 0o002 && !(stat.mode & 0o1000)) return `${dir} is writable by every user (mode ${octal(stat.mode)}); use a private directory or run: chmod o-w ${dir}`;
@@ -79,8 +79,14 @@ export function unreadableFileReason(file: string, maxBytes: number): string | n
 }
 
 /** Why the daemon must not take a command from `commands` now: the file, then its directory. */
-export async function unsafeCommandsReason(commands: string, fileMode: number): Promise<string | null> {
-  return (await unsafeFileReason(commands, fileMode)) ?? (await unsafeDirectoryReason(path.dirname(commands), fileMode).catch(() => null));
+export function unsafeCommandsReason(commands: string, fileMode: number): string | null {
+  const fileReason = unsafeFileReason(commands, fileMode);
+  if (fileReason !== null) return fileReason;
+  try {
+    return unsafeDirectoryReason(path.dirname(commands), fileMode);
+  } catch {
+    return null;
+  }
 }
 
 function octal(mode: number): string {
@@ -88,16 +94,16 @@ function octal(mode: number): string {
 }
 
 /** Refuses to start on files or directories that others could use to inject commands. */
-export async function checkFilesAreSafe(files: DaemonFiles, channels: number, fileMode: number, maxBytes: number): Promise<void> {
+export function checkFilesAreSafe(files: DaemonFiles, channels: number, fileMode: number, maxBytes: number): void {
   const reasons: string[] = [];
   for (const dir of files.directories) {
-    const reason = await unsafeDirectoryReason(dir, fileMode);
+    const reason = unsafeDirectoryReason(dir, fileMode);
     if (reason !== null) reasons.push(reason);
   }
   for (let i = 0; i < channels; i++) {
     const channel = channelFiles(files, i);
-    for (const file of [channel.commands, channel.results]) {
-      const reason = (await unsafeFileReason(file, fileMode)) ?? unreadableFileReason(file, maxBytes);
+    for (const file of [channel.commands, channel.results, channel.taken]) {
+      const reason = unsafeFileReason(file, fileMode) ?? unreadableFileReason(file, maxBytes);
       if (reason !== null) reasons.push(reason);
     }
   }

@@ -1,6 +1,6 @@
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import type { Readable } from "node:stream";
-import type { DoneRecord, Owner, ResultStatus } from "../protocol/result-record";
+import type { Outcome, ResultStatus } from "../protocol/result-record";
 
 /** Captured output is cut after this many bytes per stream; the rest is read and dropped. */
 export const DEFAULT_CAPTURE_LIMIT = 65_536;
@@ -15,9 +15,6 @@ export interface RunOptions {
   readonly uid?: number;
   readonly gid?: number;
 }
-
-/** How a command ended: a result record without its owner (PROTOCOL.md §4). */
-export type Outcome = Omit<DoneRecord, "kind" | keyof Owner>;
 
 export type KillReason = "killed" | "timeout";
 

@@ -3,6 +3,8 @@ import { FileDaemonError } from "../protocol/errors";
 export const DEFAULT_SLEEP_TIME = 0.5;
 export const MAX_SLEEP_TIME = 3600;
 export const MAX_CHANNELS = 64;
+/** Seconds a submitter waits for a daemon to appear (one may be starting: ~0.1 s here, over a second on a Pi). */
+export const DEFAULT_DAEMON_WAIT = 5;
 
 /** Checks a sleep time given in seconds, as the seed takes it. */
 export function sleepTimeMs(sleepTime: unknown): number {

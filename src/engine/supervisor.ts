@@ -1,8 +1,10 @@
 import { EventEmitter } from "node:events";
+import fs from "node:fs";
 import path from "node:path";
 import { readLiveDaemon, servesFiles, type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
-import { isGone, launchDaemon, logTail, terminateDaemon, type DaemonExit } from "./daemon-process";
+import { isGone, KILL_WAIT_MS, launchDaemon, logTail, STOP_TIMEOUT_MS, terminateDaemon, type DaemonExit } from "./daemon-process";
+import { isLeaseLive, leasePath, readLease, writeOwnLease } from "./supervision-lease";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { pause, untilAborted } from "./pause";
@@ -33,11 +35,18 @@ export interface SupervisorOptions {
   readonly pollMs?: number;
   /** Seconds running commands get to finish when the daemon is stopped (default 5). */
   readonly stopGraceSeconds?: number;
+  /**
+   * A daemon this supervisor starts stops by itself once no live process has held its lease
+   * (`COMMANDS.supervisor`) for this many seconds (default 60): Node-RED stopped and did not
+   * come back. Null: it never does (it runs until stopped).
+   */
+  readonly supervisionGraceSeconds?: number | null;
   readonly restart?: Partial<RestartPolicyOptions>;
 }
 
 const READY_POLL_MS = 50;
 const ALREADY_RUNNING_GRACE_MS = 2000;
+export const DEFAULT_SUPERVISION_GRACE_SECONDS = 60;
 
 /** One running daemon as the supervisor sees it; `ended` resolves when it stops serving. */
 interface Life {
@@ -54,9 +63,13 @@ interface Life {
 export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   readonly files: DaemonFiles;
   readonly logFile: string;
+  /** The supervision lease: names this process while it supervises the daemon. */
+  readonly leaseFile: string;
   private readonly channels: number;
   private readonly policy: RestartPolicy;
   private readonly stopping = new AbortController();
+  /** Fires when a stop's time is nearly up: whatever daemon is being stopped is killed. */
+  private readonly killNow = new AbortController();
   private current: SupervisorStatus = { state: "stopped", pid: null, info: null, message: "not started" };
   private loop: Promise<void> | null = null;
   private childPid: number | null = null;
@@ -67,6 +80,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     sleepTimeMs(options.sleepTime);
     this.channels = channelCount(options.channels ?? 1);
     this.logFile = path.resolve(options.logFile ?? `${this.files.commands}.log`);
+    this.leaseFile = leasePath(this.files.commands);
     this.policy = new RestartPolicy(options.restart);
   }
 
@@ -93,16 +107,27 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   }
 
   /**
-   * Stops supervising. With `killDaemon`, also stops the daemon (SIGTERM, then SIGKILL after
-   * STOP_TIMEOUT_MS, 12 s) and resolves once it has exited.
+   * Stops supervising, within `timeoutMs` (default STOP_TIMEOUT_MS, 12 s) all in all: a daemon
+   * the supervision loop is stopping (replacing it) and, with `killDaemon`, the daemon itself
+   * get SIGTERM, and SIGKILL when the time is nearly up. Without `killDaemon` (a redeploy) the
+   * daemon keeps running and the lease stays, so the next supervisor in this process adopts it
+   * (or, if none comes, the daemon stops after its supervision grace). With it, the lease is
+   * removed once the daemon is gone.
    */
-  async stop(killDaemon: boolean): Promise<void> {
+  async stop(killDaemon: boolean, timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const killTimer = setTimeout(() => this.killNow.abort(), Math.max(0, timeoutMs - KILL_WAIT_MS));
     this.stopping.abort();
-    await this.loop;
-    if (killDaemon) {
-      const live = await readLiveDaemon(this.files);
-      const target = live?.pid ?? this.childPid;
-      if (target !== null) await terminateDaemon(target, live?.startTime ?? null);
+    try {
+      await this.loop;
+      if (killDaemon) {
+        const live = liveDaemonOrNull(this.files);
+        const target = live?.pid ?? this.childPid;
+        if (target !== null) await terminateDaemon(target, live?.startTime ?? null, { timeoutMs: deadline - performance.now(), killNow: this.killNow.signal });
+        this.dropLease();
+      }
+    } finally {
+      clearTimeout(killTimer);
     }
     const pid = this.current.pid;
     const message = killDaemon ? "stopped, and the daemon with it" : pid === null ? "stopped supervising" : `stopped supervising; the daemon (pid ${pid}) keeps running`;
@@ -141,13 +166,16 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /** A running daemon, or why none could be started. */
   private async adoptOrLaunch(restarting: boolean): Promise<Life | string> {
-    let live = await readLiveDaemon(this.files);
+    let live = readLiveDaemon(this.files);
     if (live !== null && !restarting && this.differs(live)) live = await this.replace(live);
+    if (this.stopping.signal.aborted) return "was abandoned: supervision stopped";
+    await this.holdLease();
     if (live !== null) {
       this.setStatus("running", live.pid, live, `adopted the daemon already serving ${this.files.commands} (pid ${live.pid})`);
       return { pid: live.pid, info: live, ended: this.watchAdopted(live) };
     }
     if (restarting) this.setStatus("restarting", null, null, `starting a new daemon for ${this.files.commands}`);
+    const grace = this.options.supervisionGraceSeconds === undefined ? DEFAULT_SUPERVISION_GRACE_SECONDS : this.options.supervisionGraceSeconds;
     const launched = await launchDaemon({
       commands: this.files.commands,
       results: this.files.results,
@@ -155,6 +183,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       channels: this.channels,
       logFile: this.logFile,
       stopGraceSeconds: this.options.stopGraceSeconds ?? 5,
+      ...(grace === null ? {} : { supervisedGraceSeconds: grace }),
     });
     this.childPid = launched.pid;
     void launched.exited.then(() => {
@@ -177,8 +206,39 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    */
   private async replace(live: PublishedInfo): Promise<PublishedInfo | null> {
     this.setStatus("starting", live.pid, live, `the daemon pid ${live.pid} serves ${live.results} with ${live.channels} channel(s), sleep ${live.sleepTime} s; replacing it with one for ${this.files.results}, ${this.channels} channel(s), sleep ${this.options.sleepTime} s`);
-    await terminateDaemon(live.pid, live.startTime);
-    return readLiveDaemon(this.files);
+    await terminateDaemon(live.pid, live.startTime, { killNow: this.killNow.signal });
+    const after = readLiveDaemon(this.files);
+    // Killed, it left its info and lock behind; a zombie nobody reaps still matches them.
+    if (after !== null && after.pid === live.pid && (await isGone(live.pid, live.startTime))) return null;
+    return after;
+  }
+
+  /** Names this process in the lease (on start and adoption: a new Node-RED takes it over). */
+  private async holdLease(): Promise<void> {
+    try {
+      await writeOwnLease(this.leaseFile);
+    } catch {
+      // The daemon could not write here either (it would refuse the directory); its own
+      // errors say why. Without a lease a daemon we start stops after its grace, and is restarted.
+    }
+  }
+
+  /**
+   * While supervising: a lease that was removed, garbled or names a process that is gone is
+   * written again. One naming another live process (another Node-RED adopted the daemon) is left.
+   */
+  private async keepLease(): Promise<void> {
+    if (!(await isLeaseLive(readLease(this.leaseFile)))) await this.holdLease();
+  }
+
+  /** After the daemon was stopped: the lease goes, if it still names this process. */
+  private dropLease(): void {
+    if (readLease(this.leaseFile)?.pid !== process.pid) return;
+    try {
+      fs.rmSync(this.leaseFile, { force: true });
+    } catch {
+      // Left behind it names a live process but no daemon reads it; the next supervisor rewrites it.
+    }
   }
 
   private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | string> {
@@ -187,10 +247,10 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
     while (!this.stopping.signal.aborted) {
       if (exit !== null) return `${describeExit(exit)} before it was ready (log: ${logTail(this.logFile, 1) || "empty"})`;
-      const live = await readLiveDaemon(this.files);
+      const live = readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
       if (performance.now() >= deadline && pid !== null) {
-        await terminateDaemon(pid, null);
+        await terminateDaemon(pid, null, { killNow: this.killNow.signal });
         return `was not serving ${this.files.commands} ${(this.options.readyTimeoutMs ?? 10_000) / 1000} s after it started, so it was stopped`;
       }
       await pause(READY_POLL_MS, this.stopping.signal);
@@ -209,7 +269,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     const refused = logTail(this.logFile, 2).includes("[ALREADY_RUNNING]");
     const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
     for (;;) {
-      if ((await readLiveDaemon(this.files)) !== null) return true;
+      if (readLiveDaemon(this.files) !== null) return true;
       if (performance.now() >= deadline || this.stopping.signal.aborted) return false;
       await pause(READY_POLL_MS, this.stopping.signal);
     }
@@ -226,6 +286,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       await Promise.race([exited, pause(this.options.pollMs ?? 1000, this.stopping.signal)]);
       if (exit !== null) return describeExit(exit);
       if (await isGone(info.pid, info.startTime)) return `pid ${info.pid} is gone`;
+      await this.keepLease();
     }
     return "";
   }
@@ -234,8 +295,9 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private async watchAdopted(info: DaemonInfo): Promise<string> {
     while (!this.stopping.signal.aborted) {
       await pause(this.options.pollMs ?? 1000, this.stopping.signal);
-      const live = await readLiveDaemon(this.files);
+      const live = readLiveDaemon(this.files);
       if (live === null || live.pid !== info.pid) return `pid ${info.pid} stopped serving ${this.files.commands}`;
+      await this.keepLease();
     }
     return "";
   }
@@ -248,4 +310,13 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
 function describeExit(exit: DaemonExit): string {
   return exit.description.startsWith("could not") ? exit.description : `exited (${exit.description})`;
+}
+
+/** The live daemon, or null also when its files cannot be read now (stopping must go on). */
+function liveDaemonOrNull(files: DaemonFiles): PublishedInfo | null {
+  try {
+    return readLiveDaemon(files);
+  } catch {
+    return null;
+  }
 }

@@ -11,6 +11,8 @@ import type { Node, NodeAPI } from "./node-red-types";
 /** Seconds a message waits for a daemon that is (re)starting, or briefly gone, in either mode. */
 const MANAGED_DAEMON_WAIT = 10;
 const EXTERNAL_DAEMON_WAIT = 2;
+/** All the time `close` may take; Node-RED reports a close that takes over 15 s as failed. */
+const CLOSE_TIMEOUT_MS = 12_000;
 
 /**
  * What a `file-daemon` config node does: in managed mode a Supervisor keeps a daemon running,
@@ -77,14 +79,17 @@ export class ConfigDaemon implements DaemonConnection {
    * Removed (the config node was deleted): a managed daemon is stopped. Not removed (a
    * redeploy, flows restarted, Node-RED stopping): it keeps running so the next instance adopts
    * it without dropping a command; if no instance claims these files once the new flows have
-   * started (the paths were edited), it is stopped then. Under systemd, stopping Node-RED kills
-   * the daemon with it (KillMode=control-group); the next start launches a new one.
+   * started (the paths were edited), it is stopped then. If Node-RED itself stops and does not
+   * come back within a minute, the daemon stops by itself (its lease, COMMANDS.supervisor).
+   * Under systemd, stopping Node-RED kills the daemon with it (KillMode=control-group).
    */
   async close(removed: boolean): Promise<void> {
     this.listeners.clear();
     if (this.watcher !== null) return this.watcher.stop();
     if (this.supervisor === null) return;
-    await this.supervisor.stop(removed);
+    // One time limit for every step of the stop (a daemon being replaced, then ours), well
+    // inside the 15 s Node-RED gives a node to close.
+    await this.supervisor.stop(removed, CLOSE_TIMEOUT_MS);
     if (removed) return;
     const { commandsFile, resultsFile } = this.settings;
     leaveRunning(this.RED, commandsFile, {

@@ -5,22 +5,33 @@ import path from "node:path";
 /** File mode for everything the protocol creates: owner-only unless the user widens it. */
 export const DEFAULT_FILE_MODE = 0o600;
 
-// The protocol's file operations are synchronous on purpose: each is a few microseconds on a
-// local file, while a libuv thread-pool round trip per step made a command's round trip
-// several times slower (see the benchmark). They are async functions so callers need not care.
+// The protocol's file operations are synchronous on purpose, and named so: each is a few
+// microseconds on a local file, while a libuv thread-pool round trip per step made a command's
+// round trip several times slower (see the benchmark), and a hold under a lock must not yield
+// to timers (a lock refresh in the middle would look like a lost lock).
+
+/** The temporary name of an atomic write of `file` (PROTOCOL.md §1): `X.<pid>.<hex>.tmp`. */
+export function tempNameFor(file: string): string {
+  return `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+}
 
 /**
  * Replaces `file` with `data` in one step (temp file + rename), so a reader never sees a
- * half-written file even when two writers race (see PROTOCOL.md, "double lock holders").
+ * half-written file even when two writers race (see PROTOCOL.md, "two holders at once"). The
+ * temp file is created exclusively: a file planted under that name is never written through.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = DEFAULT_FILE_MODE): Promise<void> {
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+export function writeFileAtomicSync(file: string, data: string | Buffer, mode = DEFAULT_FILE_MODE): void {
+  const temp = tempNameFor(file);
+  let created = false;
   try {
-    fs.writeFileSync(temp, data, { mode });
+    fs.writeFileSync(temp, data, { mode, flag: "wx" });
+    created = true;
+    // The umask may have narrowed or (for 0644 files) the mode must be exact.
+    fs.chmodSync(temp, mode);
     giveToDirectoryOwner(temp);
     fs.renameSync(temp, file);
   } catch (err) {
-    fs.rmSync(temp, { force: true });
+    if (created) fs.rmSync(temp, { force: true });
     throw err;
   }
 }
@@ -37,7 +48,7 @@ function giveToDirectoryOwner(temp: string): void {
 }
 
 /** Reads a file; a missing file reads as empty (the protocol treats both as "nothing there"). */
-export async function readFileOrEmpty(file: string): Promise<Buffer> {
+export function readFileOrEmptySync(file: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {

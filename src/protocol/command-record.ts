@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { firstTwoLines, isBlank, isId, isPid, parseJsonLine } from "./command-line";
+import { PROTOCOL_VERSION } from "./version";
 
-/** What a submitter writes into a channel's commands file (see PROTOCOL.md, "commands file"). */
+/** What a submitter writes into a channel's commands file (see PROTOCOL.md §4, "commands file"). */
 export interface CommandRecord {
   readonly command: string;
   readonly id: string;
@@ -15,32 +16,86 @@ export interface CommandRecord {
   readonly legacy: boolean;
 }
 
+/** The largest timeout line 2 may carry, in ms (what a timer can hold). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+const LINE2_KEYS = new Set(["v", "id", "pid", "pidns", "timeout", "capture"]);
+
 export function encodeCommandRecord(record: CommandRecord): string {
-  const meta = { v: 1, id: record.id, pid: record.pid, pidns: record.pidns, timeout: record.timeoutMs, capture: record.capture };
+  const meta = { v: PROTOCOL_VERSION, id: record.id, pid: record.pid, pidns: record.pidns, timeout: record.timeoutMs, capture: record.capture };
   return `${record.command}\n${JSON.stringify(meta)}\n`;
+}
+
+/** Who a command is from, as far as its line 2 tells (PROTOCOL.md §4). */
+export interface Sender {
+  readonly id: string;
+  readonly pid: number | null;
+  readonly pidns: string | null;
 }
 
 export type DecodedCommands =
   | { readonly kind: "empty" }
-  | { readonly kind: "pending"; readonly record: CommandRecord; readonly raw: Buffer }
-  /** Line 1 holds bytes that are not a runnable command (invalid UTF-8, NUL). */
-  | { readonly kind: "unreadable"; readonly id: string; readonly pid: number | null; readonly pidns: string | null; readonly reason: string };
+  | { readonly kind: "pending"; readonly record: CommandRecord }
+  /** Not to be run (line 1 unreadable, or line 2 present but invalid), from a sender who can be told why. */
+  | { readonly kind: "refusable"; readonly sender: Sender; readonly reason: string }
+  /** Not to be run, and from nobody who could collect an answer: emptied and logged. */
+  | { readonly kind: "unattributable"; readonly reason: string };
 
 /** Reads a commands file. Line 1 blank means nothing is pending. */
 export function decodeCommands(content: Buffer): DecodedCommands {
   const [line1, line2] = firstTwoLines(content);
   if (isBlank(line1.toString("latin1"))) return { kind: "empty" };
-  const meta = parseJsonLine(line2);
-  const valid = meta !== null && meta.v === 1 && isId(meta.id);
-  const id = valid ? (meta.id as string) : `legacy-${randomBytes(8).toString("hex")}`;
-  const pid = valid && isPid(meta.pid) ? meta.pid : null;
-  const pidns = valid && typeof meta.pidns === "string" ? meta.pidns : null;
-  if (line1.includes(0)) return { kind: "unreadable", id, pid, pidns, reason: "line 1 of the commands file contains a NUL byte" };
-  const command = line1.toString("utf8");
-  if (!Buffer.from(command, "utf8").equals(line1)) {
-    return { kind: "unreadable", id, pid, pidns, reason: "line 1 of the commands file is not valid UTF-8" };
+  const line1Problem = unreadableLine1(line1);
+  if (isBlank(line2.toString("latin1"))) {
+    // A seed-style command. Binary garbage there is nobody's command: nobody will collect an answer.
+    if (line1Problem !== null) return { kind: "unattributable", reason: line1Problem };
+    const id = `legacy-${randomBytes(8).toString("hex")}`;
+    return { kind: "pending", record: { command: line1.toString("utf8"), id, pid: null, pidns: null, timeoutMs: 0, capture: false, legacy: true } };
   }
-  const timeout = valid && Number.isSafeInteger(meta.timeout) && (meta.timeout as number) > 0 ? (meta.timeout as number) : 0;
-  const record: CommandRecord = { command, id, pid, pidns, timeoutMs: timeout, capture: valid && meta.capture === true, legacy: !valid };
-  return { kind: "pending", record, raw: content };
+  const meta = parseJsonLine(line2);
+  const sender = senderOf(meta);
+  const reason = invalidLine2(meta) ?? line1Problem;
+  if (meta === null || sender === null) return { kind: "unattributable", reason: reason ?? "line 2 has no valid id" };
+  if (reason !== null) return { kind: "refusable", sender, reason };
+  const timeoutMs = typeof meta.timeout === "number" ? meta.timeout : 0;
+  return { kind: "pending", record: { command: line1.toString("utf8"), ...sender, timeoutMs, capture: meta.capture === true, legacy: false } };
+}
+
+function unreadableLine1(line1: Buffer): string | null {
+  if (line1.includes(0)) return "line 1 of the commands file contains a NUL byte";
+  if (!Buffer.from(line1.toString("utf8"), "utf8").equals(line1)) return "line 1 of the commands file is not valid UTF-8";
+  return null;
+}
+
+/** The id, pid and pid namespace of line 2 where each is itself valid; null without a valid id. */
+function senderOf(meta: Record<string, unknown> | null): Sender | null {
+  if (meta === null || !isId(meta.id)) return null;
+  return { id: meta.id, pid: isPid(meta.pid) ? meta.pid : null, pidns: isPidns(meta.pidns) ? meta.pidns : null };
+}
+
+/**
+ * What makes a present line 2 invalid (PROTOCOL.md §4, "valid line 2"), or null. An invalid
+ * line 2 is never run as a seed command: its sender meant something this daemon cannot honour.
+ */
+export function invalidLine2(meta: Record<string, unknown> | null): string | null {
+  if (meta === null) return "line 2 of the commands file is not a JSON object";
+  const unknown = Object.keys(meta).filter((key) => !LINE2_KEYS.has(key));
+  if (unknown.length > 0) return `line 2 has key(s) this daemon does not know: ${unknown.join(", ")} (a newer submitter? upgrade the daemon)`;
+  if (meta.v !== PROTOCOL_VERSION) return `line 2 is protocol version ${JSON.stringify(meta.v)}; this daemon speaks version ${PROTOCOL_VERSION}`;
+  if (!isId(meta.id)) return `line 2 "id" must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${show(meta.id)}`;
+  if (meta.pid !== undefined && meta.pid !== null && !isPid(meta.pid)) return `line 2 "pid" must be a whole number above 0 or null, got ${show(meta.pid)}`;
+  if (meta.pidns !== undefined && meta.pidns !== null && !isPidns(meta.pidns)) return `line 2 "pidns" must be a string of at most 256 characters or null, got ${show(meta.pidns)}`;
+  if (meta.timeout !== undefined && !(Number.isSafeInteger(meta.timeout) && (meta.timeout as number) >= 0 && (meta.timeout as number) <= MAX_TIMEOUT_MS)) {
+    return `line 2 "timeout" must be a whole number of ms from 0 to ${MAX_TIMEOUT_MS}, got ${show(meta.timeout)}`;
+  }
+  if (meta.capture !== undefined && typeof meta.capture !== "boolean") return `line 2 "capture" must be true or false, got ${show(meta.capture)}`;
+  return null;
+}
+
+function isPidns(value: unknown): value is string {
+  return typeof value === "string" && value.length <= 256;
+}
+
+function show(value: unknown): string {
+  return JSON.stringify(value)?.slice(0, 40) ?? String(value);
 }

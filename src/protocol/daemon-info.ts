@@ -3,12 +3,10 @@ import path from "node:path";
 import { isPid, parseJsonLine } from "./command-line";
 import { isPidAlive, processStartTime } from "./liveness";
 import { FileDaemonError, fromFsError } from "./errors";
+import { PROTOCOL_VERSION } from "./version";
 import type { DaemonFiles } from "./paths";
 
 /** What a running daemon publishes in `<commands>.daemon` (see PROTOCOL.md). */
-/** The protocol version this code speaks (PROTOCOL.md): `v` of every record and of `COMMANDS.daemon`. */
-export const PROTOCOL_VERSION = 1;
-
 export interface DaemonInfo {
   /** The absolute commands and results paths of channel 0, as the daemon resolved them. */
   readonly commands: string;
@@ -53,29 +51,30 @@ export function decodeDaemonInfo(content: string): PublishedInfo | null {
 /**
  * The daemon serving these files, or null. Alive means: its info file names a process that
  * still runs (same start time, so a reused pid does not count) and its lock directory exists.
+ * Throws PERMISSION when the files cannot be looked at: that is not "no daemon".
  */
-export async function readLiveDaemon(files: DaemonFiles): Promise<PublishedInfo | null> {
+export function readLiveDaemon(files: DaemonFiles): PublishedInfo | null {
   let info: PublishedInfo | null;
   try {
     info = decodeDaemonInfo(fs.readFileSync(files.info, "utf8"));
   } catch (err) {
-    // A directory this user may not read is not "no daemon": say so (PROTOCOL.md §3).
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EACCES" || code === "EPERM") throw fromFsError(err, files.info, "cannot read");
     return null;
   }
-  if (info === null) return null;
-  if (info.startTime !== null) {
-    if ((await processStartTime(info.pid)) !== info.startTime) return null;
-  } else if (!isPidAlive(info.pid)) {
-    return null;
-  }
+  if (info === null || !isDaemonAlive(info)) return null;
   try {
     fs.statSync(files.daemonLock);
   } catch {
     return null;
   }
   return info;
+}
+
+/** Whether the process `info` names still runs: same pid and, where /proc tells, the same start time. */
+export function isDaemonAlive(info: Pick<DaemonInfo, "pid" | "startTime">): boolean {
+  if (info.startTime !== null) return processStartTime(info.pid) === info.startTime;
+  return isPidAlive(info.pid);
 }
 
 /**

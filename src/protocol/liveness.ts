@@ -1,7 +1,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 
 /** Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid apart. */
-export async function processStartTime(pid: number): Promise<string | null> {
+export function processStartTime(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.

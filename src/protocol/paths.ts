@@ -7,6 +7,8 @@ export interface ChannelFiles {
   readonly results: string;
   /** Written by a submitter to ask the daemon to kill this channel's running command. */
   readonly kill: string;
+  /** The daemon's trace of the ids it took from this channel (PROTOCOL.md §5, "take"). */
+  readonly taken: string;
 }
 
 export interface DaemonFiles {
@@ -29,7 +31,7 @@ export function daemonFiles(commands: string, results: string): DaemonFiles {
 export function channelFiles(files: DaemonFiles, index: number): ChannelFiles {
   const suffix = index === 0 ? "" : `.${index}`;
   const commands = files.commands + suffix;
-  return { index, commands, results: files.results + suffix, kill: `${commands}.kill` };
+  return { index, commands, results: files.results + suffix, kill: `${commands}.kill`, taken: `${commands}.taken` };
 }
 
 export function lockPath(file: string): string {

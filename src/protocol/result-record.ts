@@ -37,6 +37,18 @@ export interface DoneRecord extends Owner {
   readonly durationMs: number;
 }
 
+/** How a command ended: a result record without its owner. */
+export type Outcome = Omit<DoneRecord, "kind" | keyof Owner>;
+
+/** An outcome with no process behind it (the command did not run, or what it did is unknown). */
+export function outcomeWithoutProcess(status: "interrupted" | "refused" | "failed", message: string): Outcome {
+  return { status, code: null, signal: null, message, stdout: null, stderr: null, stdoutTruncated: false, stderrTruncated: false, durationMs: 0 };
+}
+
+export function encodeOutcome(owner: Owner, outcome: Outcome): string {
+  return encodeDone({ id: owner.id, pid: owner.pid, pidns: owner.pidns, ...outcome });
+}
+
 export type DecodedResults =
   | { readonly kind: "empty" }
   | RunningRecord

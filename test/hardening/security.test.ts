@@ -6,11 +6,11 @@ import fs, { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync
 import path from "node:path";
 import { submitCommand } from "../../src/engine/client";
 import { Daemon } from "../../src/engine/daemon";
-import { writeFileAtomic } from "../../src/protocol/atomic-write";
+import { writeFileAtomicSync } from "../../src/protocol/atomic-write";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { pidNamespace } from "../../src/protocol/liveness";
-import { release, tryLock } from "../../src/protocol/lock";
+import { tryLock } from "../../src/protocol/lock";
 import { daemonFiles } from "../../src/protocol/paths";
 import { decodeResults } from "../../src/protocol/result-record";
 import { CLI, IS_ROOT, NOBODY, procStatus, readOrEmpty, runCli, startDaemon, stopDaemon, submitInProcess, useTempDir, waitFor, type CliProcess } from "./support";
@@ -61,16 +61,16 @@ describe("hardening: file modes", function () {
     const previous = process.umask(0);
     try {
       const file = tmp.file("commands");
-      const unlock = await tryLock(file, { stale: 10_000 });
-      assert.ok(unlock);
+      const held = tryLock(file, { stale: 10_000 });
+      assert.ok(held);
       assert.equal(mode(`${file}.lock`), "0700");
-      await release(unlock);
+      held.release();
       // Watch the temporary file appear: it is created 0600 before anything is written to it.
       const modes: string[] = [];
       const watcher = fs.watch(tmp.path, (_event, name) => {
         if (name?.endsWith(".tmp") && existsSync(tmp.file(name))) modes.push(mode(tmp.file(name)));
       });
-      for (let i = 0; i < 50; i++) await writeFileAtomic(file, "x".repeat(100_000));
+      for (let i = 0; i < 50; i++) writeFileAtomicSync(file, "x".repeat(100_000));
       await new Promise((resolve) => setTimeout(resolve, 100));
       watcher.close();
       assert.equal(mode(file), "0600");

@@ -14,14 +14,14 @@ export interface DaemonProcess {
 }
 
 /** Starts `file-daemon RESULTS COMMANDS SLEEP ...extra` as a real child process and waits until it serves. */
-export async function startDaemonProcess(commands: string, results: string, sleepTime: number, extra: string[] = []): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [CLI, results, commands, String(sleepTime), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+export async function startDaemonProcess(commands: string, results: string, sleepTime: number, extra: string[] = [], nodeArgs: string[] = []): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, results, commands, String(sleepTime), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const files = daemonFiles(commands, results);
-  await waitFor(`daemon pid ${child.pid} to serve ${commands} (output: ${output})`, async () => (await readLiveDaemon(files))?.pid === child.pid || child.exitCode !== null);
+  await waitFor(`daemon pid ${child.pid} to serve ${commands} (output: ${output})`, () => readLiveDaemon(files)?.pid === child.pid || child.exitCode !== null);
   if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${output}`);
   return { child, output: () => output, exited };
 }

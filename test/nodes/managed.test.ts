@@ -4,6 +4,7 @@ import { Daemon } from "../../src/engine/daemon";
 import { isGone, stopLiveDaemon } from "../../src/engine/daemon-process";
 import { readLiveDaemon, type DaemonInfo } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
+import { readOrEmpty } from "../helpers/small";
 import { execFlow, helper, Inbox, node, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowNode, type TestFiles } from "./support";
 
 function liveDaemon(files: TestFiles): Promise<DaemonInfo> {
@@ -122,6 +123,95 @@ describe("file-daemon config node, managed mode", function () {
     assert.ok(await isGone(old.pid, old.startTime));
   });
 
+  it("after a redeploy with another results file (same commands file), a new daemon serves it and messages run through it", async function () {
+    const flow = execFlow(test.current, { mode: "managed" });
+    await helper.load([...OUR_NODES], flow);
+    await waitForStatus("exec", "daemon running");
+    const old = await liveDaemon(test.current);
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 1" });
+    assert.equal((await out.nth(0)).payload, 1);
+    const oldResults = readFileSync(test.current.results, "utf8");
+
+    const results = test.current.file("other-results");
+    await helper.setFlows(
+      flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, resultsFile: results } : n)),
+      "full",
+    );
+    const replacement = await waitFor("a daemon serving the new results file", async () => {
+      const live = await readLiveDaemon(test.current.daemon);
+      return live?.results === results ? live : null;
+    });
+    assert.notEqual(replacement.pid, old.pid);
+    assert.ok(await isGone(old.pid, old.startTime));
+    await waitForStatus("exec", "daemon running");
+    const again = new Inbox("out");
+    // The daemon marks the command running in the results file while it runs (the submitter
+    // clears the result once it has it): watch for that in the new file.
+    node("exec").receive({ payload: "sleep 1; exit 3" });
+    await waitFor("the command's record in the new results file", () => readOrEmpty(results).includes('"running"'), 3000);
+    assert.equal((await again.nth(0)).payload, 3);
+    assert.equal(readFileSync(test.current.results, "utf8"), oldResults, "the old results file was left alone");
+  });
+
+  describe("close finishes within Node-RED's 15 s", function () {
+    /** Deletes the config node (and its exec node); resolves to how long Node-RED took. */
+    async function timedDelete(flow: FlowNode[]): Promise<number> {
+      const started = performance.now();
+      await helper.setFlows(
+        flow.filter((n) => n.id !== "daemon" && n.id !== "exec"),
+        "full",
+      );
+      return performance.now() - started;
+    }
+
+    function ignoreSigterm(daemon: DaemonInfo): void {
+      // A stopped process leaves SIGTERM pending; SIGKILL still ends it.
+      process.kill(daemon.pid, "SIGSTOP");
+      test.onCleanup(async () => {
+        for (const signal of ["SIGCONT", "SIGKILL"] as const) {
+          try {
+            process.kill(daemon.pid, signal);
+          } catch {
+            // Gone, as it should be.
+          }
+        }
+      });
+    }
+
+    it("when deleted while its daemon ignores SIGTERM", async function () {
+      const flow = execFlow(test.current, { mode: "managed" });
+      await helper.load([...OUR_NODES], flow);
+      const daemon = await liveDaemon(test.current);
+      ignoreSigterm(daemon);
+      const took = await timedDelete(flow);
+      assert.ok(took < 13_000, `close took ${Math.round(took)} ms`);
+      assert.equal(
+        configNodeLog().find((line) => /timed out/i.test(line)),
+        undefined,
+      );
+      assert.ok(await isGone(daemon.pid, daemon.startTime));
+    });
+
+    it("when deleted while it replaces a daemon that ignores SIGTERM (redeployed with other channels)", async function () {
+      const flow = execFlow(test.current, { mode: "managed", channels: 1 });
+      await helper.load([...OUR_NODES], flow);
+      const old = await liveDaemon(test.current);
+      ignoreSigterm(old);
+      const redeployed = flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, channels: 2 } : n));
+      await helper.setFlows(redeployed, "full");
+      await waitFor("the new config node to start replacing the daemon", () => configNodeLog().some((line) => line.includes(`the daemon pid ${old.pid} serves`)));
+      const took = await timedDelete(redeployed);
+      assert.ok(took < 13_000, `close took ${Math.round(took)} ms`);
+      assert.equal(
+        configNodeLog().find((line) => /timed out/i.test(line)),
+        undefined,
+      );
+      assert.ok(await isGone(old.pid, old.startTime));
+      await waitFor("no daemon serving", async () => (await readLiveDaemon(test.current.daemon)) === null, 2000);
+    });
+  });
+
   it("gives up after 5 fast crashes: red status, a log line that says why, and messages fail at once", async function () {
     // A commands file every user may write is refused by the daemon at every start.
     writeFileSync(test.current.commands, "");
@@ -137,7 +227,7 @@ describe("file-daemon config node, managed mode", function () {
     const caught = new Inbox("caught");
     node("exec").receive({ payload: "true" });
     const failed = await caught.nth(0, 3000);
-    assert.match(errorText(failed), /no file-daemon serves/);
+    assert.match(errorText(failed), /no file-daemon served/);
     assert.equal((failed.error as { code: string }).code, "DAEMON_NOT_RUNNING");
     await waitForStatus("exec", "daemon down");
   });
