@@ -587,45 +587,56 @@ def _same_path(a: str, b: str) -> bool:
 
 # --- the taken trace (C.taken) ---------------------------------------------------------------
 
-#: The anchor of a placement whose trace had no entries.
-_EMPTY = "empty"
-#: The anchor of a placement whose trace could not be read as one (garbage): nothing provable.
-_UNKNOWN = "unknown"
-_Anchor = Union[Tuple[int, str], str]
+#: Where the trace stood when we placed: (epoch, seq of its last entry or 0); None = no trace.
+_Anchor = Optional[Tuple[str, int]]
+_TRACE_HEADER = re.compile(r"trace ([0-9a-f]{16})\Z")
+_TRACE_ENTRY = re.compile(r"([1-9][0-9]{0,14}) (\S+)\Z")
 
 
-def _parse_trace(content: bytes) -> Optional[List[Tuple[int, str]]]:
-    """The lines ``<seq> <id>`` of ``C.taken``, oldest first; None when some line is not one."""
+@dataclass(frozen=True)
+class _Trace:
+    epoch: str
+    entries: List[Tuple[int, str]]
+    """(seq, id), oldest first, seq contiguous."""
+
+
+def _parse_trace(content: bytes) -> Optional[_Trace]:
+    """``C.taken`` (design C): line 1 ``trace <epoch>``, then ``<seq> <id>`` lines with contiguous
+    seq. Anything else (missing, empty, damaged) is None: no trace, it proves nothing."""
+    try:
+        lines = content.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if lines[-1] == "":
+        lines.pop()
+    header = _TRACE_HEADER.match(lines[0]) if lines else None
+    if header is None:
+        return None
     entries: List[Tuple[int, str]] = []
-    for raw in content.split(b"\n"):
-        line = _strip_cr(raw)
-        if _is_blank(line):
-            continue
-        parts = line.split(b" ")
-        if len(parts) != 2 or not parts[0].isdigit():
+    for line in lines[1:]:
+        match = _TRACE_ENTRY.match(line)
+        if match is None or not _is_id(match.group(2)):
             return None
-        try:
-            command_id = parts[1].decode("ascii")
-        except UnicodeDecodeError:
+        seq = int(match.group(1))
+        if entries and seq != entries[-1][0] + 1:
             return None
-        entries.append((int(parts[0]), command_id))
-    return entries
+        entries.append((seq, match.group(2)))
+    return _Trace(header.group(1), entries)
 
 
-def _anchor_of(content: bytes) -> _Anchor:
-    entries = _parse_trace(content)
-    if entries is None:
-        return _UNKNOWN
-    return entries[-1] if entries else _EMPTY
+def _anchor_of(trace: Optional[_Trace]) -> _Anchor:
+    if trace is None:
+        return None
+    return (trace.epoch, trace.entries[-1][0] if trace.entries else 0)
 
 
-def _provably_not_taken(anchor: _Anchor, entries: List[Tuple[int, str]]) -> bool:
-    """Design C rule 2: the trace is continuous with the anchor, so every take since is in it."""
-    if anchor == _EMPTY:
-        return not entries or entries[0][0] == 1
-    if anchor == _UNKNOWN:
+def _provably_not_taken(anchor: _Anchor, trace: Optional[_Trace]) -> bool:
+    """Design C rule 2: the trace still shows every take since we placed (same epoch, nothing dropped since)."""
+    if anchor is None or trace is None or trace.epoch != anchor[0]:
         return False
-    return anchor in entries
+    if not trace.entries:
+        return anchor[1] == 0
+    return trace.entries[0][0] <= anchor[1] + 1
 
 
 # --- locks -----------------------------------------------------------------------------------
@@ -766,7 +777,7 @@ class _Submission:
         self.options = options
         self.id = str(uuid.uuid4())
         self.channel: Optional[_Channel] = None
-        self.anchor: _Anchor = _UNKNOWN
+        self.anchor: _Anchor = None
         self.dead_since: Optional[float] = None
         self.stale = options.stale if options.stale is not None else DEFAULT_STALE
         self.pause = BUSY_RETRY
@@ -869,7 +880,7 @@ class _Submission:
                 return False
             held.write(channel.results, b"")
         held.write(channel.commands, record)
-        self.anchor = _anchor_of(taken)
+        self.anchor = _anchor_of(_parse_trace(taken))
         self.pause = BUSY_RETRY  # a command often ends within ms: look soon, then less often
         return True
 
@@ -976,20 +987,20 @@ class _Submission:
 
     def _gone(self, channel: _Channel, taken: bytes, started: bool) -> None:
         """Neither file holds our id (design C): raises INTERRUPTED, or _Vanished when provably not taken."""
-        entries = _parse_trace(taken)
-        in_trace = self.id.encode("ascii") in taken if entries is None else any(entry[1] == self.id for entry in entries)
+        trace = _parse_trace(taken)
+        in_trace = trace is not None and any(entry[1] == self.id for entry in trace.entries)
         if started or in_trace:
             raise FileDaemonError(
                 "INTERRUPTED",
                 f"the command was taken by the daemon but its result disappeared from {channel.results} "
                 "(taken by another reader?); its outcome is unknown; it is not run again",
             )
-        if entries is not None and _provably_not_taken(self.anchor, entries):
+        if _provably_not_taken(self.anchor, trace):
             raise _Vanished()
         raise FileDaemonError(
             "INTERRUPTED",
             f"the command vanished from {channel.commands} and the daemon's trace {channel.taken} cannot show whether "
-            "it was taken (rotated or replaced); its outcome is unknown; it is not run again",
+            "it was taken (missing, damaged, replaced or rotated); its outcome is unknown; it is not run again",
         )
 
     # giving up

@@ -11,6 +11,7 @@ import { Daemon } from "../../src";
 import {
   deadPid,
   delay,
+  FAKE_EPOCH,
   fakeDaemon,
   killPythons,
   pendingMeta,
@@ -151,7 +152,7 @@ except fd.FileDaemonError as err:
     const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
     // What a daemon's take looks like if the result is then lost: trace written, commands emptied.
     await withLocks(commands, results, () => {
-      replaceFile(`${commands}.taken`, `1 ${pending.id}\n`);
+      replaceFile(`${commands}.taken`, `trace ${FAKE_EPOCH}\n1 ${pending.id}\n`);
       replaceFile(commands, "");
     });
     const { outcomes } = await python.done;
@@ -161,14 +162,14 @@ except fd.FileDaemonError as err:
     assert.equal(runs(log), 0);
   });
 
-  it("fails with INTERRUPTED when the trace no longer shows its anchor (rotated or replaced)", async () => {
+  it("fails with INTERRUPTED when the trace no longer shows its anchor (another epoch: replaced)", async () => {
     const { commands, results } = files();
     fakeDaemon(commands, results);
-    writeFileSync(`${commands}.taken`, "6 a\n7 b\n");
+    writeFileSync(`${commands}.taken`, `trace ${FAKE_EPOCH}\n6 a\n7 b\n`);
     const python = startPython(commands, results, [{ command: marked().command }]);
     await waitFor("the command to be pending", () => pendingMeta(commands));
     await withLocks(commands, results, () => {
-      replaceFile(`${commands}.taken`, "70 x\n71 y\n");
+      replaceFile(`${commands}.taken`, `trace 1111111111111111\n1 x\n`);
       replaceFile(commands, "");
     });
     const { outcomes } = await python.done;
@@ -180,11 +181,11 @@ except fd.FileDaemonError as err:
   it("places again, same id, when the trace still holds its anchor and not its id", async () => {
     const { commands, results } = files();
     fakeDaemon(commands, results);
-    writeFileSync(`${commands}.taken`, "6 a\n7 b\n");
+    writeFileSync(`${commands}.taken`, `trace ${FAKE_EPOCH}\n6 a\n7 b\n`);
     const python = startPython(commands, results, [{ command: marked().command }]);
     const first = await waitFor("the command to be pending", () => pendingMeta(commands));
     await withLocks(commands, results, () => {
-      replaceFile(`${commands}.taken`, "7 b\n8 someone-else\n");
+      replaceFile(`${commands}.taken`, `trace ${FAKE_EPOCH}\n7 b\n8 someone-else\n`);
       replaceFile(commands, "");
     });
     const again = await waitFor("the command to be placed again", () => pendingMeta(commands));

@@ -2,7 +2,7 @@
 // calls python/file_daemon.py and prints one JSON line per call, and file-protocol helpers
 // (a fake live daemon, lock directories) for the cases a real daemon cannot be made to show.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { delay, readOrEmpty } from "../helpers/small";
@@ -181,7 +181,12 @@ export function fakeDaemon(commands: string, results: string, options: FakeDaemo
   const info = { v: 1, commands: path.resolve(commands), results: path.resolve(results), pid, startTime, channels: options.channels ?? 1, sleepTime: SLEEP, stale: 10_000, version: "fake", startedAt: new Date().toISOString(), ...options.extra };
   writeFileSync(`${commands}.daemon`, `${JSON.stringify(info)}\n`);
   mkdirSync(`${commands}.daemon.lock`, { recursive: true });
+  // As a daemon does at start-up: an empty taken trace (design C) where there is none.
+  if (!existsSync(`${commands}.taken`)) writeFileSync(`${commands}.taken`, `trace ${FAKE_EPOCH}\n`);
 }
+
+/** The epoch of the taken trace a fake daemon creates. */
+export const FAKE_EPOCH = "00000000fa4ed43e";
 
 export function stopFakeDaemon(commands: string): void {
   rmSync(`${commands}.daemon`, { force: true });
