@@ -139,8 +139,8 @@ export async function runDaemonCli(args: string[]): Promise<number> {
     void daemon.stopped.then(unwatch);
   }
   if (stage === "2") notifyLauncher(`ready ${process.pid}\n`);
-  await daemon.stopped;
-  return 0;
+  // Displaced by another daemon: not a clean stop, so a supervisor (systemd) sees a failure.
+  return (await daemon.stopped) === "displaced" ? 1 : 0;
 }
 
 /** Stage 0, the command the user typed: start stage 1 in a new session, wait for readiness. */

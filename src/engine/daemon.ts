@@ -15,10 +15,14 @@ import { removePidfile, writePidfile } from "./pidfile";
 import { closeWarmShells, DEFAULT_CAPTURE_LIMIT } from "./run-command";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { checkFilesAreSafe, maxChannelFileBytes } from "./file-safety";
+import { removeDeadWritersTemps } from "./temp-cleanup";
 import { VERSION } from "./version";
 
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
 const BUSY_RETRY_MS = 2;
+
+/** Temp files of writers that died mid-write are removed once this old, at start and about this often. */
+const DEAD_TEMP_AGE_MS = 60_000;
 
 /** Why a daemon stopped: asked to (SIGTERM, stop()), or another daemon serves its files now. */
 export type StopCause = "requested" | "displaced";
@@ -56,6 +60,7 @@ export class Daemon {
   private stopCause: StopCause = "requested";
   private loopDone: Promise<void> = Promise.resolve();
   private lastError = new Map<number, string>();
+  private tempsSweptAt = -Infinity;
   private stopPromise: Promise<void> | null = null;
   private resolveStopped!: (cause: StopCause) => void;
   /** Resolves once the daemon has stopped, saying why. */
@@ -173,9 +178,19 @@ export class Daemon {
     }
   }
 
+  /** Removes the temp files killed writers left beside the channel files (PROTOCOL.md §1). */
+  private sweepTemps(): void {
+    const now = performance.now();
+    if (now - this.tempsSweptAt < DEAD_TEMP_AGE_MS) return;
+    this.tempsSweptAt = now;
+    const files = [this.files.info, ...this.channels.flatMap(({ files }) => [files.commands, files.results, files.taken, files.kill])];
+    removeDeadWritersTemps(files, DEAD_TEMP_AGE_MS, (line) => this.log.info(line));
+  }
+
   /** One pass over every channel; true when some channel found a lock busy. */
   private async tick(): Promise<boolean> {
     this.watch.rewatch();
+    this.sweepTemps();
     const before = this.presence.current;
     const presence = await this.presence.keep();
     if (presence === "displaced") {

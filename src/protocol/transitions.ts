@@ -165,10 +165,11 @@ export function look(view: ChannelView, ctx: LookContext): LookDecision {
     if (ctx.daemonAlive()) return { kind: "wait", state: "running" };
     return { kind: "daemon-died", writes: { results: "" } };
   }
-  if (pendingCopy) {
-    if (ctx.aborted) return { kind: "withdraw", writes: { commands: "" }, because: "aborted" };
+  const withdrawal = withdraw(view, ctx.id);
+  if (withdrawal !== null) {
+    if (ctx.aborted) return { kind: "withdraw", writes: withdrawal, because: "aborted" };
     if (ctx.daemonExpected()) return { kind: "wait", state: "pending" };
-    return { kind: "withdraw", writes: { commands: "" }, because: "no-daemon" };
+    return { kind: "withdraw", writes: withdrawal, because: "no-daemon" };
   }
   const taken = wasTaken(view.trace, ctx.id);
   if (!taken && !ctx.seenRunning && coversSince(view.trace, ctx.anchor)) return { kind: "vanished" };

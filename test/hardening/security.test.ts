@@ -1,19 +1,18 @@
 // Security: private modes whatever the umask, unsafe files refused at start-up and when swapped
 // in afterwards (with the reason), and a root-started daemon that drops to another user.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import fs, { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import fs, { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { submitCommand } from "../../src/engine/client";
 import { Daemon } from "../../src/engine/daemon";
-import { writeFileAtomicSync } from "../../src/protocol/atomic-write";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { pidNamespace } from "../../src/protocol/liveness";
 import { tryLock } from "../../src/protocol/lock";
 import { daemonFiles } from "../../src/protocol/paths";
 import { decodeResults } from "../../src/protocol/result-record";
-import { CLI, IS_ROOT, NOBODY, procStatus, readOrEmpty, runCli, startDaemon, stopDaemon, submitInProcess, useTempDir, waitFor, type CliProcess } from "./support";
+import { CLI, IS_ROOT, NOBODY, REPO, procStatus, readOrEmpty, runCli, startDaemon, stopDaemon, submitInProcess, useTempDir, waitFor, type CliProcess } from "./support";
 
 function mode(file: string): string {
   return (statSync(file).mode & 0o7777).toString(8).padStart(4, "0");
@@ -57,29 +56,123 @@ describe("hardening: file modes", function () {
     assert.deepEqual(Object.fromEntries(Object.keys(expected).map((name) => [name, mode(tmp.file(name))])), expected);
   });
 
-  it("the lock directories and the temporary files of atomic writes are private whatever the umask (the code every party uses)", async () => {
+  it("the lock directories are private whatever the umask (the code every party uses)", async () => {
     const previous = process.umask(0);
     try {
       const file = tmp.file("commands");
       const held = tryLock(file, { stale: 10_000 });
       assert.ok(held);
       assert.equal(mode(`${file}.lock`), "0700");
-      held.release();
-      // Watch the temporary file appear: it is created 0600 before anything is written to it.
-      const modes: string[] = [];
-      const watcher = fs.watch(tmp.path, (_event, name) => {
-        if (name?.endsWith(".tmp") && existsSync(tmp.file(name))) modes.push(mode(tmp.file(name)));
-      });
-      for (let i = 0; i < 50; i++) writeFileAtomicSync(file, "x".repeat(100_000));
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      watcher.close();
-      assert.equal(mode(file), "0600");
-      assert.ok(modes.every((m) => m === "0600"), modes.join(" "));
+      held?.release();
     } finally {
       process.umask(previous);
     }
   });
+
+  // A temporary file lives for microseconds and is written synchronously, so no watcher sees it
+  // (an fs.watch version of this test saw 0 of 150). strace sees every open(2) that creates one,
+  // with the mode it asks for; under umask 000 that is the mode the file gets. Every chmod of a
+  // temp is checked too, so "create it 0644, chmod it 0600 before the rename" fails as well.
+  describe("temporary files of atomic writes, seen by strace under umask 000", function () {
+    before(function () {
+      if (!hasStrace()) this.skip(); // Say so: without strace nothing here is checked.
+    });
+
+    it("writeFileAtomicSync (the code every party uses) creates each temp 0600 and never widens it", async () => {
+      const file = tmp.file("commands");
+      const traces = tmp.file("traces");
+      mkdirSync(traces);
+      const script = `const { writeFileAtomicSync } = require(${JSON.stringify(ATOMIC_WRITE)});
+        for (let i = 0; i < 5; i++) writeFileAtomicSync(process.argv[1], "x".repeat(100000));`;
+      const run = await traced(traces, "writer", [process.execPath, "-e", script, file]);
+      assert.equal(run.code, 0, run.output);
+      const ops = tempOps(traces, "writer");
+      const created = ops.filter((op) => op.call === "create");
+      assert.equal(created.length, 5, `5 writes, 5 temps created; strace saw:\n${ops.map(String).join("\n")}`);
+      for (const op of ops) assert.equal(op.mode, "0600", `${op.call} ${op.file} with mode ${op.mode}`);
+      assert.equal(mode(file), "0600");
+    });
+
+    it("a daemon and a submitter (the CLI) create every temp with the mode of the file it becomes: 0600, the info file and pidfile 0644", async () => {
+      const commands = tmp.file("commands");
+      const results = tmp.file("results");
+      const pidfile = tmp.file("daemon.pid");
+      const traces = tmp.file("traces");
+      mkdirSync(traces);
+      const served = traced(traces, "daemon", [process.execPath, CLI, results, commands, "0.1", "--channels", "2", "--pidfile", pidfile]);
+      const info = await waitFor("the traced daemon to serve", () => readLiveDaemon(daemonFiles(commands, results)), 20_000);
+      try {
+        assert.equal(procStatus(info.pid, "Umask"), "0000");
+        const submitted = await traced(traces, "submit", [process.execPath, CLI, "submit", "-c", commands, "-r", results, "-s", "0.1", "--output", "--", "echo hi"]);
+        assert.equal(submitted.code, 0, submitted.output);
+        assert.equal(submitted.output, "hi\n");
+      } finally {
+        process.kill(info.pid, "SIGTERM");
+      }
+      const stopped = await served;
+      assert.equal(stopped.code, 0, stopped.output);
+      const expected = (file: string) => (["commands.daemon", "daemon.pid"].includes(path.basename(file).replace(TEMP_NAME, "")) ? "0644" : "0600");
+      const seen: Record<string, string[]> = {};
+      for (const party of ["daemon", "submit"]) {
+        const ops = tempOps(traces, party);
+        for (const op of ops) assert.equal(op.mode, expected(op.file), `${party}: ${op.call} ${op.file} with mode ${op.mode}`);
+        seen[party] = [...new Set(ops.filter((op) => op.call === "create").map((op) => path.basename(op.file).replace(TEMP_NAME, "")))].sort();
+      }
+      // What each party must have written through a temp, so the checks above looked at something
+      // (the command goes to channel 0 or 1: "results" or "results.1").
+      const wrote = (party: string, name: RegExp) => assert.ok(seen[party]?.some((file) => name.test(file)), `${party} wrote ${name} through a temp; saw ${seen[party]?.join(" ")}`);
+      for (const name of [/^commands\.daemon$/, /^daemon\.pid$/, /^results(\.1)?$/]) wrote("daemon", name);
+      for (const name of [/^commands(\.1)?$/, /^results(\.1)?$/]) wrote("submit", name);
+    });
+  });
 });
+
+/** The suffix writeFileAtomicSync gives a temp: `X.<pid>.<hex>.tmp`. */
+const TEMP_NAME = /\.\d+\.[0-9a-f]+\.tmp$/;
+const ATOMIC_WRITE = path.join(REPO, "dist", "src", "protocol", "atomic-write.js");
+const TRACED_CALLS = "open,openat,creat,chmod,fchmod,fchmodat";
+
+function hasStrace(): boolean {
+  return spawnSync("strace", ["-f", "-o", "/dev/null", "true"], { stdio: "ignore" }).status === 0;
+}
+
+/**
+ * Runs `argv` under strace with umask 000, one trace file per thread (`-ff`: a call is never
+ * split across lines), full strings (`-s`) and the path of every descriptor (`-y`).
+ */
+function traced(dir: string, name: string, argv: string[]): Promise<{ code: number | null; output: string }> {
+  const args = ["-ff", "-y", "-s", "4096", "-e", `trace=${TRACED_CALLS}`, "-o", path.join(dir, name), "--", "sh", "-c", 'umask 000; exec "$0" "$@"', ...argv];
+  const child = spawn("strace", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, output })));
+}
+
+interface TempOp {
+  readonly call: "create" | "chmod";
+  readonly file: string;
+  /** The mode it asked for, as 4 octal digits ("none" when a create gave none). */
+  readonly mode: string;
+}
+
+/** Every creation (open with O_CREAT, creat) and chmod of a `.tmp` file in the traces of `name`. */
+function tempOps(dir: string, name: string): TempOp[] {
+  const ops: TempOp[] = [];
+  const octal = (text: string | undefined) => (text === undefined ? "none" : parseInt(text, 8).toString(8).padStart(4, "0"));
+  for (const trace of readdirSync(dir).filter((file) => file.startsWith(`${name}.`))) {
+    for (const line of readFileSync(path.join(dir, trace), "utf8").split("\n")) {
+      const create = /^(?:open|openat|creat)\((?:[^,"]*, )?"([^"]+)", ([^)]*)\) = \d+/.exec(line);
+      if (create !== null && create[1]?.endsWith(".tmp") && (line.startsWith("creat(") || create[2]?.includes("O_CREAT"))) {
+        ops.push({ call: "create", file: create[1], mode: octal(/(?:^|, )(0[0-7]*)$/.exec(create[2] ?? "")?.[1]) });
+      }
+      const chmod = /^(?:chmod\("([^"]+)"|fchmod\(\d+<([^>]+)>|fchmodat\([^,]*, "([^"]+)"), (0[0-7]*)/.exec(line);
+      const target = chmod?.[1] ?? chmod?.[2] ?? chmod?.[3];
+      if (target?.endsWith(".tmp")) ops.push({ call: "chmod", file: target, mode: octal(chmod?.[4]) });
+    }
+  }
+  return ops.map((op) => Object.assign(op, { toString: () => `${op.call} ${op.file} ${op.mode}` }));
+}
 
 describe("hardening: unsafe files", function () {
   this.timeout(30_000);

@@ -36,7 +36,8 @@ export function spawnCli(args: string[], options: { stdio?: StdioOptions; uid?: 
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("close", (code, signal) => resolve({ code, signal })));
   return { child, pid: child.pid ?? 0, output: () => output, exited };
 }
 
@@ -89,7 +90,8 @@ export function submitInProcess(command: string, commands: string, results: stri
   });
   let out = "";
   child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  const outcome = new Promise<SubmitOutcome>((resolve) => child.once("exit", (code, signal) => resolve(out.trim() === "" ? { error: `exited ${code ?? signal}` } : (JSON.parse(out.trim()) as SubmitOutcome))));
+  // 'close', not 'exit': the line of JSON may still be in the pipe when the process has exited.
+  const outcome = new Promise<SubmitOutcome>((resolve) => child.once("close", (code, signal) => resolve(out.trim() === "" ? { error: `exited ${code ?? signal}` } : (JSON.parse(out.trim()) as SubmitOutcome))));
   return { child, outcome };
 }
 

@@ -19,7 +19,8 @@ export async function startDaemonProcess(commands: string, results: string, slee
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   const files = daemonFiles(commands, results);
   await waitFor(`daemon pid ${child.pid} to serve ${commands} (output: ${output})`, () => readLiveDaemon(files)?.pid === child.pid || child.exitCode !== null);
   if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${output}`);
