@@ -120,6 +120,6 @@ describe("python client: concurrent Python and JavaScript submitters", function 
     console.log(`      Python done after ${python.done.toFixed(2)} s (worst command ${python.worst.toFixed(3)} s); JavaScript after ${js.done.toFixed(2)} s (worst ${js.worst.toFixed(3)} s)`);
     // Loose, relative bounds (this machine is noisy): Python keeps up with the JavaScript clients.
     assert.ok(python.done <= 4 * js.done, `the Python submitters finished within 4 × the JavaScript ones' time (${python.done.toFixed(2)} s vs ${js.done.toFixed(2)} s)`);
-    assert.ok(python.worst <= 5 * js.worst + 10 * SLEEP, `no Python command waited far longer than the worst JavaScript one (${python.worst.toFixed(3)} s vs ${js.worst.toFixed(3)} s)`);
+    assert.ok(python.worst <= Math.max(5 * js.worst, js.done), `no Python command waited longer than 5 × the worst JavaScript one or the whole JavaScript run (${python.worst.toFixed(3)} s vs ${js.worst.toFixed(3)} s)`);
   });
 });
