@@ -29,22 +29,29 @@ Arguments, in the seed's order: the command (one line of shell), the commands fi
 results file (the same paths the daemon was started with) and ``sleep_time``, the seconds
 between looks at the files. ``timeout`` (seconds, 0 = none) makes the daemon kill the
 command's process group; ``capture`` returns stdout and stderr (64 KiB each at most);
-``daemon_wait`` is how many seconds a missing daemon may take to (re)appear before the call
-fails; ``stale`` is the lock staleness in seconds and must match the daemon's (default 10).
+``daemon_wait`` (seconds, default 5) is how long to keep looking for a daemon that is not
+running (yet): one that is starting, or restarting while a command waits; after that long the
+call fails with ``DAEMON_NOT_RUNNING`` and says how long it waited (0 = fail at once). A
+missing directory fails at once, whatever ``daemon_wait``. ``stale`` is the lock staleness in
+seconds; by default the one the daemon publishes (at least 2), which all parties must share.
+
+Before placing anything the client checks what the daemon publishes in ``COMMANDS.daemon``: a
+daemon speaking another protocol version is ``INCOMPATIBLE``, one serving other commands or
+results files is ``BAD_OPTION`` (a command would run and its result never be seen).
 
 ``submit_command`` returns a :class:`CommandResult` when the command ended by itself
 (``status`` ``exited`` or ``signaled``). Everything else raises :class:`FileDaemonError`
 whose ``code`` is one of ``BAD_COMMAND``, ``BAD_OPTION``, ``NO_DIRECTORY``, ``PERMISSION``,
 ``DAEMON_NOT_RUNNING``, ``DAEMON_DIED``, ``TIMEOUT``, ``KILLED``, ``INTERRUPTED``,
-``SPAWN_FAILED``, ``LOST`` or ``IO`` (the JavaScript client's codes; its ``ABORTED`` has no use
+``SPAWN_FAILED``, ``LOST``, ``INCOMPATIBLE`` or ``IO`` (the JavaScript client's codes; its ``ABORTED`` has no use
 here, see Ctrl-C below) and whose ``result`` is set when the command ran.
 
 Ctrl-C (``KeyboardInterrupt``) while waiting withdraws a command that has not started (it
 never runs) or asks the daemon to kill a running one and waits for that to happen; then the
 ``KeyboardInterrupt`` goes on as usual.
 
-As a script, mirroring the seed's helper (exit status = the command's, 125 when the
-file-daemon itself failed)::
+As a script, mirroring the seed's helper (exit status = the command's, 128+N when signal N
+ended it, 124 when it timed out as with timeout(1), 125 when the file-daemon itself failed)::
 
     python3 file_daemon.py COMMANDS RESULTS SLEEP_TIME [--timeout S] [--output] -- COMMAND...
 """
@@ -68,7 +75,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 __all__ = ["CommandResult", "FileDaemonError", "MAX_COMMAND_BYTES", "submit_command"]
 
@@ -155,8 +162,8 @@ def submit_command(
     sleep_time: float,
     timeout: float = 0,
     capture: bool = False,
-    daemon_wait: float = 0,
-    stale: float = DEFAULT_STALE,
+    daemon_wait: float = 5,
+    stale: Optional[float] = None,
 ) -> CommandResult:
     """Runs ``command`` through the daemon serving ``commands``/``results`` and returns its result.
 
@@ -169,7 +176,7 @@ def submit_command(
         timeout_ms=round(_check_seconds(timeout, "timeout", MAX_TIMEOUT) * 1000),
         capture=_check_flag(capture, "capture"),
         daemon_wait=_check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
-        stale=max(MIN_STALE, _check_seconds(stale, "stale", MAX_TIMEOUT, zero_ok=False)),
+        stale=None if stale is None else max(MIN_STALE, _check_seconds(stale, "stale", MAX_TIMEOUT, zero_ok=False)),
     )
     return _Submission(files, options).run(command)
 
@@ -239,6 +246,11 @@ class _Channel:
     def kill(self) -> str:
         return self.commands + ".kill"
 
+    @property
+    def taken(self) -> str:
+        """The daemon's trace of the ids it took from this channel (design C)."""
+        return self.commands + ".taken"
+
 
 @dataclass(frozen=True)
 class _Files:
@@ -247,7 +259,7 @@ class _Files:
 
     def __post_init__(self) -> None:
         if self.commands == self.results:
-            raise FileDaemonError("BAD_OPTION", "the commands and results files must be different files")
+            raise FileDaemonError("BAD_OPTION", f"the commands and results files must be different files, got {self.commands} for both")
 
     @property
     def info(self) -> str:
@@ -292,7 +304,11 @@ def _write_atomic(path: str, data: bytes) -> None:
     """Replaces ``path`` with ``data`` in one step: a temp file in the same directory, renamed over it."""
     temp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # Exclusively (O_EXCL): never write through a name that exists, someone else's or a link.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as err:
+        raise _fs_error(err, path, "write") from err
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         _give_to_directory_owner(temp)
@@ -491,16 +507,43 @@ def _owner_gone(record: _Record) -> bool:
 
 @dataclass(frozen=True)
 class _Daemon:
+    """What ``COMMANDS.daemon`` says about a live daemon (PROTOCOL.md §3)."""
+
     pid: int
     channels: int
+    v: object
+    commands: str
+    results: str
+    stale: Optional[float]
+    """The daemon's lock staleness in seconds, or None when it published none."""
+
+
+def _read_info(files: _Files) -> bytes:
+    """``COMMANDS.daemon``; missing or unreadable as a file reads as empty (no daemon), but a
+    directory this user may not read is PERMISSION, not "no daemon"."""
+    try:
+        with open(files.info, "rb") as handle:
+            return handle.read()
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM):
+            name = errno.errorcode.get(err.errno, str(err.errno))
+            raise FileDaemonError(
+                "PERMISSION",
+                f"cannot read {files.info}: permission denied ({name}); this user may not use the file-daemon's "
+                "directory: run as the daemon's user or group, or give this user access to the directory",
+            ) from err
+        return b""
 
 
 def _live_daemon(files: _Files) -> Optional[_Daemon]:
     """The daemon serving these files, or None when none is alive (PROTOCOL.md §3)."""
-    meta = _parse_json_line(_first_two_lines(_read(files.info))[0])
-    pid = _as_pid(meta.get("pid")) if meta is not None and _as_int(meta.get("v")) == PROTOCOL_VERSION else None
-    if meta is None or pid is None:
+    meta = _parse_json_line(_first_two_lines(_read_info(files))[0])
+    if meta is None:
         return None
+    pid = _as_pid(meta.get("pid"))
+    commands, results = meta.get("commands"), meta.get("results")
+    if pid is None or not isinstance(commands, str) or not isinstance(results, str):
+        return None  # without the files it serves, the info file does not parse (no daemon)
     start_time = meta.get("startTime")
     if isinstance(start_time, str):
         if _process_start_time(pid) != start_time:
@@ -510,20 +553,122 @@ def _live_daemon(files: _Files) -> Optional[_Daemon]:
     if not os.path.isdir(files.daemon_lock):
         return None
     channels = _as_int(meta.get("channels"))
-    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1)
+    stale = meta.get("stale")
+    stale_s = stale / 1000 if isinstance(stale, (int, float)) and not isinstance(stale, bool) and math.isfinite(stale) and stale > 0 else None
+    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1, meta.get("v"), commands, results, stale_s)
+
+
+def _serves(daemon: _Daemon, files: _Files) -> Optional[FileDaemonError]:
+    """Why a submitter on ``files`` must not hand commands to ``daemon``, or None (design A)."""
+    if _as_int(daemon.v) != PROTOCOL_VERSION:
+        return FileDaemonError(
+            "INCOMPATIBLE",
+            f"the file-daemon serving {files.commands} speaks protocol version {json.dumps(daemon.v)}; this client speaks "
+            f"version {PROTOCOL_VERSION}: install the same version of file-daemon on both sides",
+        )
+    if not _same_path(daemon.results, files.results) or not _same_path(daemon.commands, files.commands):
+        return FileDaemonError(
+            "BAD_OPTION",
+            f"the file-daemon serving {daemon.commands} writes its results to {daemon.results}, but this submitter "
+            f"reads {files.results}: use the same commands and results files as the daemon",
+        )
+    return None
+
+
+def _same_path(a: str, b: str) -> bool:
+    """The same file: the same path, or the same basename in the same directory through realpath."""
+    if a == b:
+        return True
+    try:
+        return os.path.basename(a) == os.path.basename(b) and os.path.realpath(os.path.dirname(a)) == os.path.realpath(os.path.dirname(b))
+    except (OSError, ValueError):
+        return False
+
+
+# --- the taken trace (C.taken) ---------------------------------------------------------------
+
+#: Where the trace stood when we placed: (epoch, seq of its last entry or 0); None = no trace.
+_Anchor = Optional[Tuple[str, int]]
+_TRACE_HEADER = re.compile(r"trace ([0-9a-f]{16})\Z")
+_TRACE_ENTRY = re.compile(r"([1-9][0-9]{0,14}) (\S+)\Z")
+
+
+@dataclass(frozen=True)
+class _Trace:
+    epoch: str
+    entries: List[Tuple[int, str]]
+    """(seq, id), oldest first, seq contiguous."""
+
+
+def _parse_trace(content: bytes) -> Optional[_Trace]:
+    """``C.taken`` (design C): line 1 ``trace <epoch>``, then ``<seq> <id>`` lines with contiguous
+    seq. Anything else (missing, empty, damaged) is None: no trace, it proves nothing."""
+    try:
+        lines = content.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if lines[-1] == "":
+        lines.pop()
+    header = _TRACE_HEADER.match(lines[0]) if lines else None
+    if header is None:
+        return None
+    entries: List[Tuple[int, str]] = []
+    for line in lines[1:]:
+        match = _TRACE_ENTRY.match(line)
+        if match is None or not _is_id(match.group(2)):
+            return None
+        seq = int(match.group(1))
+        if entries and seq != entries[-1][0] + 1:
+            return None
+        entries.append((seq, match.group(2)))
+    return _Trace(header.group(1), entries)
+
+
+def _anchor_of(trace: Optional[_Trace]) -> _Anchor:
+    if trace is None:
+        return None
+    return (trace.epoch, trace.entries[-1][0] if trace.entries else 0)
+
+
+def _provably_not_taken(anchor: _Anchor, trace: Optional[_Trace]) -> bool:
+    """Design C rule 2: the trace still shows every take since we placed (same epoch, nothing dropped since)."""
+    if anchor is None or trace is None or trace.epoch != anchor[0]:
+        return False
+    if not trace.entries:
+        return anchor[1] == 0
+    return trace.entries[0][0] <= anchor[1] + 1
 
 
 # --- locks -----------------------------------------------------------------------------------
 
+#: What a lock directory was when we made it: (st_ino, st_mtime_ns). Another mark means another lock.
+_Mark = Tuple[int, int]
+#: How soon a busy lock is tried again, in seconds (doubling up to sleep_time).
+BUSY_RETRY = 0.002
+_BUSY = "busy"
 
-def _try_lock(path: str, stale: float) -> bool:
-    """One attempt at the lock on ``path`` (the directory ``path.lock``); a stale one is taken over."""
+
+class _LockLost(Exception):
+    """A lock we took is gone or is another directory now (a stale takeover): write nothing more."""
+
+
+def _lock_mark(lock: str) -> Optional[_Mark]:
+    try:
+        stat = os.stat(lock)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns)
+
+
+def _try_lock(path: str, stale: float) -> Optional[_Mark]:
+    """One attempt at the lock on ``path`` (the directory ``path.lock``); a stale one is taken over.
+    Returns the lock directory's mark when we hold it, None when it is busy."""
     lock = path + ".lock"
     if _mkdir_lock(lock):
-        return True
+        return _lock_mark(lock)
     state = _lock_state(lock, stale)
     if state == "held":
-        return False
+        return None
     if state == "stale":
         try:
             os.rmdir(lock)
@@ -532,7 +677,7 @@ def _try_lock(path: str, stale: float) -> bool:
         except OSError as err:
             raise _fs_error(err, lock, "remove the stale lock") from err
     # "gone": released between our mkdir and stat; never rmdir then, it may be someone's new lock.
-    return _mkdir_lock(lock)
+    return _lock_mark(lock) if _mkdir_lock(lock) else None
 
 
 def _mkdir_lock(lock: str) -> bool:
@@ -557,32 +702,57 @@ def _lock_state(lock: str, stale: float) -> str:
     return "stale" if abs(time.time() - mtime) > stale else "held"
 
 
-def _unlock(path: str) -> None:
+def _unlock(path: str, mark: Optional[_Mark]) -> None:
+    """Releases the lock on ``path`` if it is still the one we made (never someone else's)."""
     lock = path + ".lock"
+    if mark is None or _lock_mark(lock) != mark:
+        return  # taken over as stale by someone else: not ours to remove
     try:
         os.rmdir(lock)
     except FileNotFoundError:
-        pass  # taken over as stale by someone else
+        pass
     except OSError as err:
         raise _fs_error(err, lock, "release the lock") from err
 
 
-@contextlib.contextmanager
-def _channel_locked(channel: _Channel, stale: float) -> Iterator[bool]:
-    """Holds the commands lock, then the results lock; yields False (holding nothing) if either is busy."""
-    if not _try_lock(channel.commands, stale):
-        yield False
-        return
+class _Held:
+    """Both locks of a channel, held: every write first checks that they are still ours (design F)."""
+
+    def __init__(self, channel: _Channel, marks: Dict[str, _Mark]) -> None:
+        self.channel = channel
+        self.marks = marks
+
+    def check(self) -> None:
+        for path, mark in self.marks.items():
+            if _lock_mark(path + ".lock") != mark:
+                raise _LockLost()
+
+    def write(self, path: str, data: bytes) -> None:
+        self.check()
+        _write_atomic(path, data)
+
+
+_T = TypeVar("_T")
+
+
+def _locked(channel: _Channel, stale: float, action: Callable[[_Held], _T]) -> Union[_T, str]:
+    """Runs ``action`` holding the commands lock, then the results lock. Returns "busy" (holding
+    nothing) when either is busy, or when one was lost to a stale takeover while we held it."""
+    commands_mark = _try_lock(channel.commands, stale)
+    if commands_mark is None:
+        return _BUSY
     try:
-        if not _try_lock(channel.results, stale):
-            yield False
-            return
+        results_mark = _try_lock(channel.results, stale)
+        if results_mark is None:
+            return _BUSY
         try:
-            yield True
+            return action(_Held(channel, {channel.commands: commands_mark, channel.results: results_mark}))
+        except _LockLost:
+            return _BUSY
         finally:
-            _unlock(channel.results)
+            _unlock(channel.results, results_mark)
     finally:
-        _unlock(channel.commands)
+        _unlock(channel.commands, commands_mark)
 
 
 # --- the submission --------------------------------------------------------------------------
@@ -594,11 +764,11 @@ class _Options:
     timeout_ms: int
     capture: bool
     daemon_wait: float
-    stale: float
+    stale: Optional[float]
 
 
 class _Vanished(Exception):
-    """Our pending command disappeared before the daemon took it (two lock holders)."""
+    """Our pending command disappeared, provably before the daemon took it (design C rule 2)."""
 
 
 class _Submission:
@@ -607,11 +777,19 @@ class _Submission:
         self.options = options
         self.id = str(uuid.uuid4())
         self.channel: Optional[_Channel] = None
+        self.anchor: _Anchor = None
         self.dead_since: Optional[float] = None
+        self.stale = options.stale if options.stale is not None else DEFAULT_STALE
+        self.pause = BUSY_RETRY
+        """The next wait between looks: short while the channel is moving, doubling up to sleep_time."""
+        self.busy_pause = BUSY_RETRY
+        """The next wait after a busy lock (design J): 2 ms after a success, doubling up to sleep_time."""
+        self.busy = False
 
     def run(self, command: str) -> CommandResult:
         record = _encode_command(command, self.id, self.options.timeout_ms, self.options.capture)
         try:
+            self._check_directories()
             result = self._place_and_wait(record)
         except KeyboardInterrupt:
             with contextlib.suppress(FileDaemonError):
@@ -639,49 +817,89 @@ class _Submission:
             "(another program is writing these files?); it did not run",
         )
 
+    def _locked(self, channel: _Channel, action: Callable[[_Held], _T]) -> Union[_T, str]:
+        """``_locked`` with our staleness; a busy lock is tried again within ms (design J)."""
+        outcome = _locked(channel, self.stale, action)
+        if outcome == _BUSY:
+            self.busy = True
+        else:
+            self.busy_pause = BUSY_RETRY
+        return outcome
+
+    def _sleep(self) -> None:
+        """Waits before the next look: after a busy lock 2 ms (doubling while it stays busy), else
+        ``pause`` (short while the channel is moving), both doubling up to sleep_time."""
+        if self.busy:
+            time.sleep(min(self.busy_pause, self.options.sleep))
+            self.busy_pause = min(self.busy_pause * 2, self.options.sleep)
+            self.busy = False
+            return
+        time.sleep(min(self.pause, self.options.sleep))
+        self.pause = min(self.pause * 2, self.options.sleep)
+
     # placing
 
     def _place(self, record: bytes) -> _Channel:
         """Writes the command into the first free channel, waiting for one to free up."""
         offset = random.randrange(64)
+        seen: Dict[int, Tuple[bytes, bytes]] = {}
         while True:
             daemon = self._require_daemon()
             if daemon is not None:
                 for i in range(daemon.channels):
                     channel = self.files.channel((offset + i) % daemon.channels)
-                    if self._try_place(channel, record):
+                    if self._try_place(channel, record, seen) is True:
                         return channel
-            time.sleep(self.options.sleep)
+            self._sleep()
 
-    def _try_place(self, channel: _Channel, record: bytes) -> bool:
-        if not _commands_free(_read(channel.commands)):
+    def _try_place(self, channel: _Channel, record: bytes, seen: Dict[int, Tuple[bytes, bytes]]) -> Union[bool, str]:
+        commands, results = _read(channel.commands), _read(channel.results)
+        if seen.get(channel.index, (commands, results)) != (commands, results):
+            # The channel is moving (a command came, started or ended): it may free up within ms.
+            # Look again soon rather than after sleep_time (the JavaScript client is woken by inotify).
+            self.pause = BUSY_RETRY
+        seen[channel.index] = (commands, results)
+        if not _commands_free(commands):
             return False
+        if not _is_blank(results):
+            previous = _decode_results(results)
+            if previous is None or previous.state != "done" or not _owner_gone(previous):
+                return False  # a result still to be collected (a hint: no need to lock)
         self.channel = channel  # from here on, cleanup looks for our id on this channel
-        with _channel_locked(channel, self.options.stale) as held:
-            if not held or not _commands_free(_read(channel.commands)):
+        return self._locked(channel, lambda held: self._place_locked(held, record))
+
+    def _place_locked(self, held: _Held, record: bytes) -> bool:
+        channel = held.channel
+        commands, results, taken = _read(channel.commands), _read(channel.results), _read(channel.taken)
+        if not _commands_free(commands):
+            return False
+        if not _is_blank(results):
+            previous = _decode_results(results)
+            # A finished result whose submitter has died will never be collected: clear it.
+            if previous is None or previous.state != "done" or not _owner_gone(previous):
                 return False
-            results = _read(channel.results)
-            if not _is_blank(results):
-                previous = _decode_results(results)
-                # A finished result whose submitter has died will never be collected: clear it.
-                if previous is None or previous.state != "done" or not _owner_gone(previous):
-                    return False
-                _write_atomic(channel.results, b"")
-            _write_atomic(channel.commands, record)
-            return True
+            held.write(channel.results, b"")
+        held.write(channel.commands, record)
+        self.anchor = _anchor_of(_parse_trace(taken))
+        self.pause = BUSY_RETRY  # a command often ends within ms: look soon, then less often
+        return True
 
     def _require_daemon(self) -> Optional[_Daemon]:
         daemon = _live_daemon(self.files)
         if daemon is not None:
+            mismatch = _serves(daemon, self.files)
+            if mismatch is not None:
+                raise mismatch
             self.dead_since = None
+            if self.options.stale is None:
+                self.stale = max(MIN_STALE, daemon.stale if daemon.stale is not None else DEFAULT_STALE)
             return daemon
         if self._excused():
             return None
-        self._check_directories()
         raise FileDaemonError(
             "DAEMON_NOT_RUNNING",
-            f"no file-daemon serves {self.files.commands}; nothing was written and the command did not run. "
-            f"Start it with: file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}",
+            f"no file-daemon serves {self.files.commands} (waited {self.options.daemon_wait:g} s for one); nothing was "
+            f"written and the command did not run. Start it with: file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}",
         )
 
     def _excused(self) -> bool:
@@ -698,16 +916,19 @@ class _Submission:
         return self._excused()
 
     def _check_directories(self) -> None:
+        """A missing or unusable directory fails at once, before any wait for a daemon (design B)."""
         for directory in self.files.directories:
             try:
                 os.stat(directory)
             except OSError as err:
                 raise _fs_error(err, directory, "use the directory") from err
+            if not os.path.isdir(directory):
+                raise FileDaemonError("NO_DIRECTORY", f"cannot use {directory}: it is not a directory; fix the path")
 
     # waiting and collecting
 
     def _wait(self, channel: _Channel) -> CommandResult:
-        """Waits for our result on ``channel``; raises _Vanished if the command disappeared unstarted."""
+        """Waits for our result on ``channel``; raises _Vanished if the command provably disappeared unstarted."""
         started = False
         while True:
             hint = _decode_results(_read(channel.results))
@@ -715,53 +936,72 @@ class _Submission:
             if hint is not None and hint.id == self.id and hint.state == "running":
                 started = True
                 look = not self._daemon_alive_or_excused()
+            elif hint is None and not started and _pending_id(_read(channel.commands)) == self.id:
+                # Still pending (a hint): no need to lock while the daemon has yet to take it.
+                look = not self._daemon_alive_or_excused()
             if look:
-                seen = self._look(channel)
+                was_started = started
+                seen = self._locked(channel, lambda held: self._look_locked(held, was_started))
                 if isinstance(seen, CommandResult):
                     return seen
                 if seen == "running":
                     started = True
-                if seen == "gone":
-                    if started:
-                        raise FileDaemonError(
-                            "INTERRUPTED",
-                            f"the command started but its result disappeared from {channel.results} "
-                            "(cleared by another program?); its outcome is unknown",
-                        )
-                    raise _Vanished()
-            time.sleep(self.options.sleep)
+            self._sleep()
 
-    def _look(self, channel: _Channel) -> Union[CommandResult, str]:
-        """One look under both locks: the result, or "busy", "pending", "running", "gone"."""
-        with _channel_locked(channel, self.options.stale) as held:
-            if not held:
-                return "busy"
-            results = _decode_results(_read(channel.results))
-            if results is not None and results.id == self.id:
-                if results.state == "done":
-                    _write_atomic(channel.results, b"")
-                    return _result_of(results, channel.index)
-                seen = "running"
-            elif _pending_id(_read(channel.commands)) == self.id:
-                seen = "pending"
-            else:
-                return "gone"
-            if self._daemon_alive_or_excused():
-                return seen
-            if seen == "pending":
-                _write_atomic(channel.commands, b"")
-                raise FileDaemonError(
-                    "DAEMON_NOT_RUNNING",
-                    f"no file-daemon serves {self.files.commands} any more; the command was withdrawn and did not run. "
-                    f"Start the daemon (file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}) and submit again",
-                )
-            # Nobody will write this result now; leave the channel free for the next daemon.
-            _write_atomic(channel.results, b"")
+    def _look_locked(self, held: _Held, started: bool) -> Union[CommandResult, str]:
+        """One look under both locks (read in the protocol's order: commands, results, trace):
+        the result, or "pending" or "running"; raises when there is nothing more to wait for."""
+        channel = held.channel
+        commands, results_raw, taken = _read(channel.commands), _read(channel.results), _read(channel.taken)
+        pending = _pending_id(commands) == self.id
+        results = _decode_results(results_raw)
+        if results is not None and results.id == self.id:
+            if results.state == "done":
+                if pending:
+                    held.write(channel.commands, b"")  # a duplicate placement of ours (design E)
+                held.write(channel.results, b"")
+                return _result_of(results, channel.index)
+            seen = "running"
+        elif pending:
+            seen = "pending"
+        else:
+            held.check()  # act only on what we read while the locks were ours
+            self._gone(channel, taken, started)
+        if self._daemon_alive_or_excused():
+            return seen
+        if seen == "pending":
+            held.write(channel.commands, b"")
+            held.check()  # "withdrawn, did not run" only while still ours (design F)
             raise FileDaemonError(
-                "DAEMON_DIED",
-                f"the file-daemon serving {self.files.commands} died while the command ran; "
-                "its outcome is unknown and it will not be run again. Restart the daemon and check its log",
+                "DAEMON_NOT_RUNNING",
+                f"no file-daemon has served {self.files.commands} for {self.options.daemon_wait:g} s; the command was withdrawn "
+                f"and did not run. Start the daemon (file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}) and submit again",
             )
+        # Nobody will write this result now; leave the channel free for the next daemon.
+        held.write(channel.results, b"")
+        raise FileDaemonError(
+            "DAEMON_DIED",
+            f"the file-daemon serving {self.files.commands} died while the command ran; "
+            "its outcome is unknown and it will not be run again. Restart the daemon and check its log",
+        )
+
+    def _gone(self, channel: _Channel, taken: bytes, started: bool) -> None:
+        """Neither file holds our id (design C): raises INTERRUPTED, or _Vanished when provably not taken."""
+        trace = _parse_trace(taken)
+        in_trace = trace is not None and any(entry[1] == self.id for entry in trace.entries)
+        if started or in_trace:
+            raise FileDaemonError(
+                "INTERRUPTED",
+                f"the command was taken by the daemon but its result disappeared from {channel.results} "
+                "(taken by another reader?); its outcome is unknown; it is not run again",
+            )
+        if _provably_not_taken(self.anchor, trace):
+            raise _Vanished()
+        raise FileDaemonError(
+            "INTERRUPTED",
+            f"the command vanished from {channel.commands} and the daemon's trace {channel.taken} cannot show whether "
+            "it was taken (missing, damaged, replaced or rotated); its outcome is unknown; it is not run again",
+        )
 
     # giving up
 
@@ -786,26 +1026,28 @@ class _Submission:
     def _withdraw(self, channel: _Channel) -> str:
         """Empties the commands file if it still holds our command. Returns what was found:
         "withdrawn", "running", "done" or "gone" (or "busy" when the locks stayed taken)."""
-        deadline = time.monotonic() + self.options.stale
+        deadline = time.monotonic() + self.stale
         while True:
-            with _channel_locked(channel, self.options.stale) as held:
-                if held:
-                    return self._withdraw_locked(channel)
-            if time.monotonic() >= deadline:
-                return "busy"
-            time.sleep(self.options.sleep)
+            state = self._locked(channel, self._withdraw_locked)
+            if state != _BUSY or time.monotonic() >= deadline:
+                return state
+            self._sleep()
 
-    def _withdraw_locked(self, channel: _Channel) -> str:
-        if _pending_id(_read(channel.commands)) == self.id:
-            _write_atomic(channel.commands, b"")
-            return "withdrawn"
+    def _withdraw_locked(self, held: _Held) -> str:
+        channel = held.channel
+        pending = _pending_id(_read(channel.commands)) == self.id
         results = _decode_results(_read(channel.results))
-        if results is None or results.id != self.id:
-            return "gone"
-        if results.state == "done":
-            _write_atomic(channel.results, b"")
+        ours = results is not None and results.id == self.id
+        if ours and results is not None and results.state == "done":
+            if pending:
+                held.write(channel.commands, b"")
+            held.write(channel.results, b"")
             return "done"
-        return "running"
+        if pending:
+            held.write(channel.commands, b"")
+            held.check()
+            return "withdrawn"
+        return "running" if ours else "gone"
 
 
 def _checked(result: CommandResult) -> CommandResult:
@@ -825,7 +1067,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="file_daemon.py",
         description="Run COMMAND through the file-daemon serving COMMANDS/RESULTS and exit with its "
-        "exit status (128+N if signal N ended it; 125 if the file-daemon itself failed).",
+        "exit status (128+N if signal N ended it; 124 if it timed out; 125 if the file-daemon itself failed).",
     )
     parser.add_argument("commands", help="the commands file the daemon reads")
     parser.add_argument("results", help="the results file the daemon writes")
@@ -833,7 +1075,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("command", nargs="+", help="the shell command (put -- before it)")
     parser.add_argument("--timeout", type=float, default=0, help="kill the command after this many seconds")
     parser.add_argument("--output", action="store_true", help="print the command's stdout and stderr")
-    parser.add_argument("--wait", type=float, default=0, help="seconds to wait for a daemon to appear")
+    parser.add_argument("--wait", type=float, default=5, help="seconds to wait for a daemon to appear (default 5)")
     args = parser.parse_args(argv)
     try:
         result = submit_command(
@@ -845,6 +1087,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if err.result is None:
             return 125
         _print_output(err.result)
+        if err.code == "TIMEOUT":
+            return 124  # as timeout(1)
         return err.result.return_code if err.result.return_code >= 0 else 125
     except KeyboardInterrupt:
         return 130

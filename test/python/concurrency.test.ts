@@ -10,6 +10,8 @@ import { bytesOf, expectedCode, killPythons, markedCommand, readOrEmpty, runPyth
 const execFileAsync = promisify(execFile);
 const JS_SUBMITTER = path.join(__dirname, "js-submitter.js");
 const EACH = 25;
+/** Commands per submitter in the contention test. */
+const HAMMER = 40;
 
 interface Got {
   readonly who: string;
@@ -17,10 +19,12 @@ interface Got {
   readonly code: number | null | undefined;
   readonly stdout: string | null | undefined;
   readonly error?: string;
+  /** Seconds from the call to its result. */
+  readonly elapsed: number;
 }
 
-async function pythonSubmitter(commands: string, results: string, name: string, log: string): Promise<Got[]> {
-  const calls = Array.from({ length: EACH }, (_, i) => {
+async function pythonSubmitter(commands: string, results: string, name: string, log: string, each = EACH): Promise<Got[]> {
+  const calls = Array.from({ length: each }, (_, i) => {
     const { marker, command } = markedCommand(name, i, log);
     return { marker, command, kwargs: { capture: true } };
   });
@@ -30,12 +34,13 @@ async function pythonSubmitter(commands: string, results: string, name: string, 
     marker: o.marker ?? "?",
     code: o.result?.code,
     stdout: bytesOf(o.result?.stdout)?.toString("utf8"),
+    elapsed: o.elapsed,
     ...(o.ok ? {} : { error: `${o.code}: ${o.message}` }),
   }));
 }
 
-async function jsSubmitter(commands: string, results: string, name: string, log: string): Promise<Got[]> {
-  const { stdout } = await execFileAsync(process.execPath, [JS_SUBMITTER, commands, results, name, String(EACH), log], { maxBuffer: 1 << 24 });
+async function jsSubmitter(commands: string, results: string, name: string, log: string, each = EACH): Promise<Got[]> {
+  const { stdout } = await execFileAsync(process.execPath, [JS_SUBMITTER, commands, results, name, String(each), log], { maxBuffer: 1 << 24 });
   return stdout
     .trim()
     .split("\n")
@@ -84,4 +89,37 @@ describe("python client: concurrent Python and JavaScript submitters", function 
       }
     });
   }
+  it(`2 Python + 2 JavaScript processes hammering 1 channel: Python is not starved (busy locks retried within ms)`, async () => {
+    const commands = tmp.file("commands");
+    const results = tmp.file("results");
+    const log = tmp.file("ran.log");
+    daemon = await Daemon.start({ commands, results, sleepTime: SLEEP });
+    const began = performance.now();
+    const finished = async (run: Promise<Got[]>) => {
+      const got = await run;
+      return { got, at: (performance.now() - began) / 1000 };
+    };
+    const [py0, py1, js0, js1] = await Promise.all([
+      finished(pythonSubmitter(commands, results, "py0", log, HAMMER)),
+      finished(pythonSubmitter(commands, results, "py1", log, HAMMER)),
+      finished(jsSubmitter(commands, results, "js0", log, HAMMER)),
+      finished(jsSubmitter(commands, results, "js1", log, HAMMER)),
+    ]);
+    const all = [py0, py1, js0, js1].flatMap((s) => s.got);
+    assert.deepEqual(all.filter((got) => got.error !== undefined), [], "no submitter got an error");
+    const ran = readOrEmpty(log).trim().split("\n");
+    const counts = new Map<string, number>();
+    for (const marker of ran) counts.set(marker, (counts.get(marker) ?? 0) + 1);
+    assert.equal(all.length, 4 * HAMMER);
+    assert.deepEqual(all.filter((got) => counts.get(got.marker) !== 1), [], "every command ran exactly once");
+    assert.equal(ran.length, 4 * HAMMER, "nothing else ran");
+
+    const worst = (s: { got: Got[] }) => Math.max(...s.got.map((got) => got.elapsed));
+    const python = { done: Math.max(py0.at, py1.at), worst: Math.max(worst(py0), worst(py1)) };
+    const js = { done: Math.max(js0.at, js1.at), worst: Math.max(worst(js0), worst(js1)) };
+    console.log(`      Python done after ${python.done.toFixed(2)} s (worst command ${python.worst.toFixed(3)} s); JavaScript after ${js.done.toFixed(2)} s (worst ${js.worst.toFixed(3)} s)`);
+    // Loose, relative bounds (this machine is noisy): Python keeps up with the JavaScript clients.
+    assert.ok(python.done <= 4 * js.done, `the Python submitters finished within 4 × the JavaScript ones' time (${python.done.toFixed(2)} s vs ${js.done.toFixed(2)} s)`);
+    assert.ok(python.worst <= Math.max(5 * js.worst, js.done), `no Python command waited longer than 5 × the worst JavaScript one or the whole JavaScript run (${python.worst.toFixed(3)} s vs ${js.worst.toFixed(3)} s)`);
+  });
 });

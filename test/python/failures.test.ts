@@ -57,7 +57,7 @@ describe("python client: failures and recovery", function () {
   it("fails with DAEMON_DIED soon after the daemon is SIGKILLed mid-command, and frees the channel", async () => {
     const { commands, results } = files();
     daemonProcess = await startDaemonProcess(commands, results);
-    const python = startPython(commands, results, [{ command: longCommand() }]);
+    const python = startPython(commands, results, [{ command: longCommand(), kwargs: { daemon_wait: 0 } }]);
     await waitUntilRunning();
     const killedAt = performance.now();
     daemonProcess.child.kill("SIGKILL");
@@ -89,8 +89,8 @@ describe("python client: failures and recovery", function () {
 
   it("withdraws a pending command when the daemon goes away", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
-    const python = startPython(commands, results, [{ command: "touch never" }]);
+    fakeDaemon(commands, results);
+    const python = startPython(commands, results, [{ command: "touch never", kwargs: { daemon_wait: 0.5 } }]);
     await waitFor("the command to be pending", () => pendingMeta(commands));
     stopFakeDaemon(commands);
     const { outcomes } = await python.done;
@@ -101,7 +101,7 @@ describe("python client: failures and recovery", function () {
 
   it("withdraws a pending command on Ctrl-C (KeyboardInterrupt), so it never runs", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command: `touch '${tmp.file("never")}'` }]);
     await waitFor("the command to be pending", () => pendingMeta(commands));
     python.child.kill("SIGINT");
@@ -172,7 +172,7 @@ describe("python client: failures and recovery", function () {
 
   it("places a command again when it vanishes before it starts, and runs it once", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const ran = tmp.file("ran");
     const python = startPython(commands, results, [{ command: `echo once >> '${ran}'; exit 3`, kwargs: { daemon_wait: 20 } }]);
     const first = await waitFor("the command to be pending", () => pendingMeta(commands));
@@ -189,7 +189,7 @@ describe("python client: failures and recovery", function () {
 
   it("gives up with LOST after the command vanished four times; it never ran", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command: "touch never" }]);
     for (let vanished = 0; vanished < 4; vanished++) {
       await waitFor(`placement ${vanished + 1}`, () => pendingMeta(commands));
@@ -203,7 +203,7 @@ describe("python client: failures and recovery", function () {
 
   it("clears a result whose submitter is gone, but never one whose submitter lives", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const pidns = readlinkSync("/proc/self/ns/pid");
     const done = (pid: number) =>
       `0\n${JSON.stringify({ v: 1, state: "done", id: `old-${pid}`, pid, pidns, status: "exited", code: 0, signal: null, message: null, stdout: null, stderr: null, stdoutTruncated: false, stderrTruncated: false, durationMs: 1 })}\n`;
@@ -226,7 +226,7 @@ describe("python client: failures and recovery", function () {
 
   it("collects only its own id: another command's result in the way is left alone", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command: "true" }]);
     const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
     const done = (id: string, code: number) =>
@@ -246,7 +246,7 @@ describe("python client: failures and recovery", function () {
 
   it("fails with INTERRUPTED when its running command's record disappears (outcome unknown)", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command: "true" }]);
     const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
     const owner = { id: pending.id, pid: pending.pid, pidns: pending.pidns };
@@ -259,13 +259,13 @@ describe("python client: failures and recovery", function () {
     await withLocks(commands, results, () => replaceFile(results, ""));
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /started but its result disappeared/);
+    assert.match(outcomes[0]?.message ?? "", /taken by the daemon but its result disappeared.*outcome is unknown/);
     assert.equal(readOrEmpty(commands), "", "not placed again: it had started");
   });
 
   it("turns a refused result into BAD_COMMAND carrying the daemon's message", async () => {
     const { commands, results } = files();
-    fakeDaemon(commands);
+    fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command: "true" }]);
     const pending = await waitFor("the command to be pending", () => pendingMeta(commands));
     assert.deepEqual([pending.pid, pending.timeout, pending.capture], [python.child.pid, 0, false], "line 2 names the submitter");

@@ -2,7 +2,7 @@
 // calls python/file_daemon.py and prints one JSON line per call, and file-protocol helpers
 // (a fake live daemon, lock directories) for the cases a real daemon cannot be made to show.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { delay, readOrEmpty } from "../helpers/small";
@@ -163,14 +163,30 @@ export function startTimeOf(pid: number): string {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] as string;
 }
 
+/** What a fake daemon publishes; `extra` overrides or adds fields of COMMANDS.daemon. */
+export interface FakeDaemonOptions {
+  readonly channels?: number;
+  readonly pid?: number;
+  readonly startTime?: string | null;
+  readonly extra?: Record<string, unknown>;
+}
+
 /**
  * Makes `commands` look served by a live daemon that never takes anything: the info file names
- * this (mocha) process and the daemon lock exists. Lets a test hold a command in the pending state.
+ * this (mocha) process, the files it serves and the daemon lock exists. Lets a test hold a command in the pending state.
  */
-export function fakeDaemon(commands: string, channels = 1, pid = process.pid, startTime: string | null = startTimeOf(process.pid)): void {
-  writeFileSync(`${commands}.daemon`, `${JSON.stringify({ v: 1, pid, startTime, channels, sleepTime: SLEEP, stale: 10_000, version: "fake", startedAt: new Date().toISOString() })}\n`);
+export function fakeDaemon(commands: string, results: string, options: FakeDaemonOptions = {}): void {
+  const pid = options.pid ?? process.pid;
+  const startTime = options.startTime === undefined ? startTimeOf(process.pid) : options.startTime;
+  const info = { v: 1, commands: path.resolve(commands), results: path.resolve(results), pid, startTime, channels: options.channels ?? 1, sleepTime: SLEEP, stale: 10_000, version: "fake", startedAt: new Date().toISOString(), ...options.extra };
+  writeFileSync(`${commands}.daemon`, `${JSON.stringify(info)}\n`);
   mkdirSync(`${commands}.daemon.lock`, { recursive: true });
+  // As a daemon does at start-up: an empty taken trace (design C) where there is none.
+  if (!existsSync(`${commands}.taken`)) writeFileSync(`${commands}.taken`, `trace ${FAKE_EPOCH}\n`);
 }
+
+/** The epoch of the taken trace a fake daemon creates. */
+export const FAKE_EPOCH = "00000000fa4ed43e";
 
 export function stopFakeDaemon(commands: string): void {
   rmSync(`${commands}.daemon`, { force: true });

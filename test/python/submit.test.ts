@@ -160,12 +160,13 @@ describe("python client: results from a real daemon", function () {
 
   it("fails with DAEMON_NOT_RUNNING when no daemon serves the files, leaving nothing behind", async () => {
     const { commands, results } = files();
-    const [now, waited] = await runPython(commands, results, [{ command: "touch never" }, { command: "touch never", kwargs: { daemon_wait: 0.4 } }]);
+    const [now, waited] = await runPython(commands, results, [{ command: "touch never", kwargs: { daemon_wait: 0 } }, { command: "touch never", kwargs: { daemon_wait: 0.4 } }]);
     assert.equal(now?.code, "DAEMON_NOT_RUNNING", now?.message);
     assert.match(now?.message ?? "", /did not run.*file-daemon /);
     assert.ok((now?.elapsed ?? 99) < 2, `fails at once (${now?.elapsed} s)`);
     assert.equal(waited?.code, "DAEMON_NOT_RUNNING");
     assert.ok((waited?.elapsed ?? 0) >= 0.4, `waits daemon_wait first (${waited?.elapsed} s)`);
+    assert.match(waited?.message ?? "", /waited 0\.4 s/, "says how long it waited");
     assert.deepEqual(readdirSync(tmp.path), [], "nothing was written: no commands file, no lock, no temp file");
     const missing = await runOne(tmp.file("no/such/dir/commands"), tmp.file("no/such/dir/results"), { command: "true" });
     assert.equal(missing.code, "NO_DIRECTORY", missing.message);
@@ -174,22 +175,22 @@ describe("python client: results from a real daemon", function () {
   it("judges liveness as the protocol says: pid, start time and the daemon lock", async () => {
     const { commands, results } = files();
     const cases: [string, () => void][] = [
-      ["a start time that does not match (pid reused)", () => fakeDaemon(commands, 1, process.pid, "1")],
-      ["a pid that does not exist", () => fakeDaemon(commands, 1, 2 ** 22 + 17, null)],
+      ["a start time that does not match (pid reused)", () => fakeDaemon(commands, results, { startTime: "1" })],
+      ["a pid that does not exist", () => fakeDaemon(commands, results, { pid: 2 ** 22 + 17, startTime: null })],
       ["no daemon lock directory", () => {
-        fakeDaemon(commands);
+        fakeDaemon(commands, results);
         rmdirSync(`${commands}.daemon.lock`);
       }],
       ["an info file that is not JSON", () => writeFileSync(`${commands}.daemon`, "4242\n")],
     ];
     for (const [what, arrange] of cases) {
       arrange();
-      const outcome = await runOne(commands, results, { command: "true" });
+      const outcome = await runOne(commands, results, { command: "true", kwargs: { daemon_wait: 0 } });
       assert.equal(outcome.code, "DAEMON_NOT_RUNNING", `${what}: ${outcome.message}`);
       assert.equal(readOrEmpty(commands), "", `${what}: nothing placed`);
     }
     // A daemon that is alive by every test: the command is placed (and withdrawn when it vanishes).
-    fakeDaemon(commands, 1, process.pid, startTimeOf(process.pid));
+    fakeDaemon(commands, results, { startTime: startTimeOf(process.pid) });
     const placed = startPython(commands, results, [{ command: "true" }]);
     await waitFor("the command to be placed for a live daemon", () => readOrEmpty(commands).startsWith("true\n"));
     placed.child.kill("SIGINT");
@@ -309,11 +310,11 @@ while True:
       );
     assert.deepEqual(await run(["--output", "--", "echo", "hello;", "exit", "4"]), { code: 4, stdout: "hello\n", stderr: "" });
     const timedOut = await run(["--timeout", "0.2", "--", "sleep 20"]);
-    assert.equal(timedOut.code, 143);
+    assert.equal(timedOut.code, 124, "a timeout exits 124, as timeout(1)");
     assert.match(timedOut.stderr, /timed out.*\[TIMEOUT\]/);
     await daemon?.stop();
     daemon = undefined;
-    const none = await run(["--", "true"]);
+    const none = await run(["--wait", "0", "--", "true"]);
     assert.equal(none.code, 125);
     assert.match(none.stderr, /no file-daemon serves.*\[DAEMON_NOT_RUNNING\]/);
     assert.equal(readFileSync(commands, "utf8"), "");
