@@ -31,7 +31,9 @@ between looks at the files. ``timeout`` (seconds, 0 = none) makes the daemon kil
 command's process group; ``capture`` returns stdout and stderr (64 KiB each at most);
 ``daemon_wait`` (seconds, default 5) is how long to keep looking for a daemon that is not
 running (yet): one that is starting, or restarting while a command waits; after that long the
-call fails with ``DAEMON_NOT_RUNNING`` and says how long it waited (0 = fail at once). A
+call fails with ``DAEMON_NOT_RUNNING`` and says how long it waited (0 = fail at once). A running
+command whose daemon dies fails with ``DAEMON_DIED`` at once, unless ``daemon_wait`` is given:
+then a restarted daemon's report (``INTERRUPTED``) is awaited that long. A
 missing directory fails at once, whatever ``daemon_wait``. ``stale`` is the lock staleness in
 seconds; by default the one the daemon publishes (at least 2), which all parties must share.
 
@@ -84,6 +86,8 @@ PROTOCOL_VERSION = 1
 MAX_COMMAND_BYTES = 65_536
 DEFAULT_STALE = 10.0
 MIN_STALE = 2.0
+# Seconds a submitter waits for a daemon to appear (one may be starting), as the JavaScript client.
+DEFAULT_DAEMON_WAIT = 5.0
 MAX_SLEEP_TIME = 3600.0
 MAX_TIMEOUT = 2_147_483.0
 #: How many times a command that vanished before it started is placed again.
@@ -162,7 +166,7 @@ def submit_command(
     sleep_time: float,
     timeout: float = 0,
     capture: bool = False,
-    daemon_wait: float = 5,
+    daemon_wait: Optional[float] = None,
     stale: Optional[float] = None,
 ) -> CommandResult:
     """Runs ``command`` through the daemon serving ``commands``/``results`` and returns its result.
@@ -175,7 +179,8 @@ def submit_command(
         sleep=_check_seconds(sleep_time, "sleep_time", MAX_SLEEP_TIME, zero_ok=False),
         timeout_ms=round(_check_seconds(timeout, "timeout", MAX_TIMEOUT) * 1000),
         capture=_check_flag(capture, "capture"),
-        daemon_wait=_check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
+        daemon_wait=DEFAULT_DAEMON_WAIT if daemon_wait is None else _check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
+        running_wait=0 if daemon_wait is None else _check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
         stale=None if stale is None else max(MIN_STALE, _check_seconds(stale, "stale", MAX_TIMEOUT, zero_ok=False)),
     )
     return _Submission(files, options).run(command)
@@ -764,6 +769,8 @@ class _Options:
     timeout_ms: int
     capture: bool
     daemon_wait: float
+    # How long a running command's vanished daemon is waited for (0 unless daemon_wait was given).
+    running_wait: float
     stale: Optional[float]
 
 
@@ -894,7 +901,7 @@ class _Submission:
             if self.options.stale is None:
                 self.stale = max(MIN_STALE, daemon.stale if daemon.stale is not None else DEFAULT_STALE)
             return daemon
-        if self._excused():
+        if self._excused(self.options.daemon_wait):
             return None
         raise FileDaemonError(
             "DAEMON_NOT_RUNNING",
@@ -902,18 +909,18 @@ class _Submission:
             f"written and the command did not run. Start it with: file-daemon {self.files.results} {self.files.commands} {self.options.sleep:g}",
         )
 
-    def _excused(self) -> bool:
-        """Called when no daemon is alive: True while it has been gone for less than daemon_wait."""
+    def _excused(self, wait: float) -> bool:
+        """Called when no daemon is alive: True while it has been gone for less than ``wait``."""
         now = time.monotonic()
         if self.dead_since is None:
             self.dead_since = now
-        return now - self.dead_since < self.options.daemon_wait
+        return now - self.dead_since < wait
 
-    def _daemon_alive_or_excused(self) -> bool:
+    def _daemon_alive_or_excused(self, wait: float) -> bool:
         if _live_daemon(self.files) is not None:
             self.dead_since = None
             return True
-        return self._excused()
+        return self._excused(wait)
 
     def _check_directories(self) -> None:
         """A missing or unusable directory fails at once, before any wait for a daemon (design B)."""
@@ -935,10 +942,10 @@ class _Submission:
             look = True
             if hint is not None and hint.id == self.id and hint.state == "running":
                 started = True
-                look = not self._daemon_alive_or_excused()
+                look = not self._daemon_alive_or_excused(self.options.running_wait)
             elif hint is None and not started and _pending_id(_read(channel.commands)) == self.id:
                 # Still pending (a hint): no need to lock while the daemon has yet to take it.
-                look = not self._daemon_alive_or_excused()
+                look = not self._daemon_alive_or_excused(self.options.daemon_wait)
             if look:
                 was_started = started
                 seen = self._locked(channel, lambda held: self._look_locked(held, was_started))
@@ -967,7 +974,7 @@ class _Submission:
         else:
             held.check()  # act only on what we read while the locks were ours
             self._gone(channel, taken, started)
-        if self._daemon_alive_or_excused():
+        if self._daemon_alive_or_excused(self.options.daemon_wait if seen == "pending" else self.options.running_wait):
             return seen
         if seen == "pending":
             held.write(channel.commands, b"")
@@ -1075,7 +1082,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("command", nargs="+", help="the shell command (put -- before it)")
     parser.add_argument("--timeout", type=float, default=0, help="kill the command after this many seconds")
     parser.add_argument("--output", action="store_true", help="print the command's stdout and stderr")
-    parser.add_argument("--wait", type=float, default=5, help="seconds to wait for a daemon to appear (default 5)")
+    parser.add_argument("--wait", type=float, default=None, help="seconds to wait for a daemon to appear (default 5; 0 fails at once)")
     args = parser.parse_args(argv)
     try:
         result = submit_command(
