@@ -1018,6 +1018,9 @@ class _Submission:
         if channel is None:
             return
         state = self._withdraw(channel)
+        if state == _BUSY:
+            # Never "did not run" without having withdrawn it: say what we do not know.
+            print(f"file_daemon: interrupted, but {channel.commands} stayed locked, so the command could not be withdrawn; it may still run", file=sys.stderr)
         if state != "running":
             return
         _write_atomic(channel.kill, f"{self.id}\n".encode("utf-8"))
@@ -1033,7 +1036,8 @@ class _Submission:
     def _withdraw(self, channel: _Channel) -> str:
         """Empties the commands file if it still holds our command. Returns what was found:
         "withdrawn", "running", "done" or "gone" (or "busy" when the locks stayed taken)."""
-        deadline = time.monotonic() + self.stale
+        # A lock held by a frozen party goes stale `stale` after its last refresh: wait that long, twice over.
+        deadline = time.monotonic() + 2 * self.stale + self.options.sleep
         while True:
             state = self._locked(channel, self._withdraw_locked)
             if state != _BUSY or time.monotonic() >= deadline:

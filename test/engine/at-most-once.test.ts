@@ -256,6 +256,29 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     assert.equal(await outcomeOf(submit("exit 6")), "ok:6", "the daemon serves again");
   });
 
+  for (const [name, argv] of [
+    ["the CLI (file-daemon submit)", (c: string, r: string, command: string) => [process.execPath, CLI, "submit", "-c", c, "-r", r, "-s", "0.2", "--", command]],
+    ["the Python client", (c: string, r: string, command: string) => ["python3", path.join(REPO, "python", "file_daemon.py"), c, r, "0.2", "--", command]],
+  ] as const) {
+    it(`#9 Ctrl-C to ${name} while the daemon is frozen inside take: withdrawn, and it never runs`, async () => {
+      daemonProcess = await startDaemonProcess(commands(), results(), 0.2, ["--stale", "2000"]);
+      tracers.push(await strace(daemonProcess.child.pid as number, ["-e", `trace=${RENAMES}`, "-e", `inject=${RENAMES}:delay_enter=4000000:when=1`]));
+      const marker = tmp.file("ran");
+      const [program, ...args] = argv(commands(), results(), `echo x >> '${marker}'`);
+      const submitter = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      submitter.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => submitter.once("close", (code) => resolve(code)));
+      await waitFor("the daemon to freeze inside take", () => existsSync(`${commands()}.lock`) && existsSync(`${results()}.lock`));
+      submitter.kill("SIGINT");
+      const code = await exited;
+      assert.ok(code === 125 || code === 130, `exit ${code}: ${stderr}`);
+      await delay(6000);
+      assert.equal(runs(marker), 0, `reported as withdrawn, and it did not run (${stderr.trim()})`);
+      assert.equal(await outcomeOf(submit("exit 6")), "ok:6", "the daemon serves again");
+    });
+  }
+
   for (const [when, where] of [
     [2, "after the trace entry, before the running record"],
     [3, "after the running record, before the commands file is emptied"],
