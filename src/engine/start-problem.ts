@@ -53,7 +53,7 @@ export function logFileProblem(err: unknown, logFile: string): StartProblem {
 
 function userFix(dir: string): string {
   const { username, uid } = os.userInfo();
-  return `the directory must be writable by the user Node-RED runs as (${username}, uid ${uid}): run sudo chown ${username} ${dir} && chmod 700 ${dir}`;
+  return `the directory must be writable by the user Node-RED runs as (${username}, uid ${uid}): run sudo chown ${username} ${dir} && sudo chmod 700 ${dir}`;
 }
 
 /**
