@@ -32,6 +32,8 @@ Options:
   --umask MODE       umask with --detach, octal (default 0077)
   --user NAME        when started as root, switch to this user (and its groups) before
                      serving; the files' directory, --log and --pidfile must be its to write
+                     (without it, a daemon started as root logs a warning: every command
+                     then runs as root)
   --no-watch         do not use change events; read the files every SLEEP_TIME only
   --supervised S     stop (letting running commands finish) once COMMANDS.supervisor has
                      named no live process for S seconds; set by Node-RED's managed mode
@@ -77,6 +79,11 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
   return n;
 }
 
+/** Logged once the daemon serves, when it runs as root without --user. */
+export const ROOT_WARNING =
+  "running as root without --user: every command it runs has root's full power, so whoever can write the commands file controls this machine; " +
+  "start it with --user NAME (a user that owns the files' directory), or run it as a service user (systemd User=, or Node-RED itself as a normal user in managed mode)";
+
 /** `file-daemon [run] RESULTS COMMANDS [SLEEP_TIME]`: resolves to the process exit code. */
 export async function runDaemonCli(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true });
@@ -117,6 +124,7 @@ export async function runDaemonCli(args: string[]): Promise<number> {
     watch: !values["no-watch"],
     log,
   });
+  if (values.user === undefined && process.getuid?.() === 0) log.warn(ROOT_WARNING);
   const stop = (signal: string) => {
     log.info(`${signal} received: stopping`);
     void daemon.stop();

@@ -43,6 +43,10 @@ export class LineLogger implements Logger {
     this.write("error", message);
   }
 
+  warn(message: string): void {
+    this.write("warning", message);
+  }
+
   private write(level: string, message: string): void {
     const line = `${new Date().toISOString()} file-daemon[${process.pid}] ${level}: ${message}\n`;
     try {

@@ -8,6 +8,7 @@ import { isLeaseLive, leasePath, readLease, writeOwnLease } from "./supervision-
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
 import { channelCount, checkPath, sleepTimeMs } from "./settings";
 import { pause, untilAborted } from "./pause";
+import { directoryProblem, filesFingerprint, logFileProblem, refusalFromLog, type StartProblem } from "./start-problem";
 
 export type SupervisorState = "starting" | "running" | "restarting" | "failed" | "stopped";
 
@@ -19,6 +20,11 @@ export interface SupervisorStatus {
   readonly info: DaemonInfo | null;
   /** What happened, for people: "adopted daemon pid 42", "…restarting in 200 ms". */
   readonly message: string;
+  /**
+   * While the daemon cannot start until someone fixes its directory or files (missing, unsafe,
+   * not writable, another daemon holds them): the reason and the fix. Null otherwise.
+   */
+  readonly problem: StartProblem | null;
 }
 
 export interface SupervisorOptions {
@@ -46,7 +52,16 @@ export interface SupervisorOptions {
 
 const READY_POLL_MS = 50;
 const ALREADY_RUNNING_GRACE_MS = 2000;
+/** How often a supervisor waiting for a fix looks at the directory and files (a few stat calls). */
+const FIX_POLL_MS = 500;
 export const DEFAULT_SUPERVISION_GRACE_SECONDS = 60;
+
+/** Why no daemon serves: `launched` false when none was even started (the directory is missing). */
+interface Failure {
+  readonly why: string;
+  readonly problem: StartProblem | null;
+  readonly launched: boolean;
+}
 
 /** One running daemon as the supervisor sees it; `ended` resolves when it stops serving. */
 interface Life {
@@ -66,11 +81,13 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   /** The supervision lease: names this process while it supervises the daemon. */
   readonly leaseFile: string;
   private readonly channels: number;
-  private readonly policy: RestartPolicy;
+  private policy: RestartPolicy;
   private readonly stopping = new AbortController();
   /** Fires when a stop's time is nearly up: whatever daemon is being stopped is killed. */
   private readonly killNow = new AbortController();
-  private current: SupervisorStatus = { state: "stopped", pid: null, info: null, message: "not started" };
+  private current: SupervisorStatus = { state: "stopped", pid: null, info: null, message: "not started", problem: null };
+  /** The last start's refusal the operator can fix; cleared once a daemon serves, or on a retry after a change. */
+  private problem: StartProblem | null = null;
   private loop: Promise<void> | null = null;
   private childPid: number | null = null;
 
@@ -138,13 +155,21 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     let restarting = false;
     while (!this.stopping.signal.aborted) {
       const attemptStarted = performance.now();
+      // Taken before the attempt, so that a fix made while it failed is not missed.
+      const fingerprint = filesFingerprint(this.files, this.channels);
       const life = await this.adoptOrLaunch(restarting);
       restarting = true;
       if (this.stopping.signal.aborted) return;
       let why: string;
       let uptimeMs: number;
-      if (typeof life === "string") {
-        why = life;
+      if ("why" in life) {
+        this.problem = life.problem;
+        if (life.problem !== null && !life.launched) {
+          // Nothing to start (no directory): no crash to count, only a fix to wait for.
+          await this.waitForFix(fingerprint, life.problem.message);
+          continue;
+        }
+        why = life.why;
         uptimeMs = performance.now() - attemptStarted;
       } else {
         const upSince = performance.now();
@@ -156,41 +181,71 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       const decision = this.policy.onDeath(uptimeMs);
       if ("giveUp" in decision) {
         const tail = logTail(this.logFile);
-        this.setStatus("failed", null, null, `gave up on the daemon: ${decision.giveUp}; last it ${why}; ${this.logFile} ends: ${tail || "(empty)"}`);
-        return;
+        const message = `gave up on the daemon: ${decision.giveUp}; last it ${why}; ${this.logFile} ends: ${tail || "(empty)"}`;
+        if (this.problem === null) {
+          this.setStatus("failed", null, null, message);
+          return;
+        }
+        // It refused to start for a reason someone can fix (chmod, mkdir…): no more starts
+        // until the directory or the files change, then it starts again on its own.
+        await this.waitForFix(fingerprint, message);
+        continue;
       }
       this.setStatus("restarting", null, null, `the daemon ${why}; restarting in ${decision.restartInMs} ms`);
       await pause(decision.restartInMs, this.stopping.signal);
     }
   }
 
+  /**
+   * Status "failed" with the problem until the directory or the files differ from `before`
+   * (polled, a few stat calls), then a fresh restart policy: the next start is at once.
+   */
+  private async waitForFix(before: string, message: string): Promise<void> {
+    this.setStatus("failed", null, null, `${message}; the daemon is started again as soon as ${this.files.directories.join(" or ")} or its files change`);
+    while (!this.stopping.signal.aborted && filesFingerprint(this.files, this.channels) === before) await pause(FIX_POLL_MS, this.stopping.signal);
+    if (this.stopping.signal.aborted) return;
+    this.policy = new RestartPolicy(this.options.restart);
+    this.problem = null;
+    this.setStatus("restarting", null, null, `${this.files.directories.join(" or ")} or its files changed: trying to start the daemon again`);
+  }
+
   /** A running daemon, or why none could be started. */
-  private async adoptOrLaunch(restarting: boolean): Promise<Life | string> {
+  private async adoptOrLaunch(restarting: boolean): Promise<Life | Failure> {
     let live = readLiveDaemon(this.files);
     if (live !== null && !restarting && this.differs(live)) live = await this.replace(live);
-    if (this.stopping.signal.aborted) return "was abandoned: supervision stopped";
+    if (this.stopping.signal.aborted) return abandoned();
     await this.holdLease();
     if (live !== null) {
       this.setStatus("running", live.pid, live, `adopted the daemon already serving ${this.files.commands} (pid ${live.pid})`);
       return { pid: live.pid, info: live, ended: this.watchAdopted(live) };
     }
+    // Before the log is opened there: a missing directory says so, and how to create it.
+    const blocked = directoryProblem(this.files);
+    if (blocked !== null) return { why: blocked.message, problem: blocked, launched: false };
     if (restarting) this.setStatus("restarting", null, null, `starting a new daemon for ${this.files.commands}`);
     const grace = this.options.supervisionGraceSeconds === undefined ? DEFAULT_SUPERVISION_GRACE_SECONDS : this.options.supervisionGraceSeconds;
-    const launched = await launchDaemon({
-      commands: this.files.commands,
-      results: this.files.results,
-      sleepTime: this.options.sleepTime,
-      channels: this.channels,
-      logFile: this.logFile,
-      stopGraceSeconds: this.options.stopGraceSeconds ?? 5,
-      ...(grace === null ? {} : { supervisedGraceSeconds: grace }),
-    });
+    let launched: Awaited<ReturnType<typeof launchDaemon>>;
+    try {
+      launched = await launchDaemon({
+        commands: this.files.commands,
+        results: this.files.results,
+        sleepTime: this.options.sleepTime,
+        channels: this.channels,
+        logFile: this.logFile,
+        stopGraceSeconds: this.options.stopGraceSeconds ?? 5,
+        ...(grace === null ? {} : { supervisedGraceSeconds: grace }),
+      });
+    } catch (err) {
+      // The log could not be opened (the directory is not this user's to write).
+      const problem = logFileProblem(err, this.logFile);
+      return { why: problem.message, problem, launched: false };
+    }
     this.childPid = launched.pid;
     void launched.exited.then(() => {
       if (this.childPid === launched.pid) this.childPid = null;
     });
     const ready = await this.waitUntilServing(launched.pid, launched.exited);
-    if (typeof ready === "string") return ready;
+    if ("why" in ready) return ready;
     this.setStatus("running", ready.pid, ready, `started the daemon (pid ${ready.pid}); log: ${this.logFile}`);
     return { pid: ready.pid, info: ready, ended: this.watchChild(ready, launched.exited) };
   }
@@ -241,21 +296,25 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     }
   }
 
-  private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | string> {
+  /** The daemon's info once it serves, or why it does not (with its own reason when it refused). */
+  private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | Failure> {
     let exit: DaemonExit | null = null;
     void exited.then((value) => (exit = value));
     const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
     while (!this.stopping.signal.aborted) {
-      if (exit !== null) return `${describeExit(exit)} before it was ready (log: ${logTail(this.logFile, 1) || "empty"})`;
+      if (exit !== null) {
+        const last = logTail(this.logFile, 1);
+        return { why: `${describeExit(exit)} before it was ready (log: ${last || "empty"})`, problem: refusalFromLog(last), launched: true };
+      }
       const live = readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
       if (performance.now() >= deadline && pid !== null) {
         await terminateDaemon(pid, null, { killNow: this.killNow.signal });
-        return `was not serving ${this.files.commands} ${(this.options.readyTimeoutMs ?? 10_000) / 1000} s after it started, so it was stopped`;
+        return { why: `was not serving ${this.files.commands} ${(this.options.readyTimeoutMs ?? 10_000) / 1000} s after it started, so it was stopped`, problem: null, launched: true };
       }
       await pause(READY_POLL_MS, this.stopping.signal);
     }
-    return "was abandoned: supervision stopped";
+    return abandoned();
   }
 
   /**
@@ -303,9 +362,15 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   }
 
   private setStatus(state: SupervisorState, pid: number | null, info: DaemonInfo | null, message: string): void {
-    this.current = { state, pid, info, message };
+    if (state === "running") this.problem = null;
+    const problem = state === "running" || state === "stopped" ? null : this.problem;
+    this.current = { state, pid, info, message, problem };
     this.emit("state", this.current);
   }
+}
+
+function abandoned(): Failure {
+  return { why: "was abandoned: supervision stopped", problem: null, launched: false };
 }
 
 function describeExit(exit: DaemonExit): string {

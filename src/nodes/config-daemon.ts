@@ -3,7 +3,7 @@ import { ExternalWatcher, type ExternalStatus } from "../engine/external-watcher
 import { Supervisor, type SupervisorStatus } from "../engine/supervisor";
 import { daemonFiles } from "../protocol/paths";
 import type { Allowlist } from "./allowlist";
-import type { DaemonConnection, DaemonHealth } from "./daemon-connection";
+import { healthStatus, problemStatusText, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { claim, leaveRunning } from "./daemon-handover";
 import type { DaemonSettings } from "./daemon-settings";
 import type { Node, NodeAPI } from "./node-red-types";
@@ -65,8 +65,9 @@ export class ConfigDaemon implements DaemonConnection {
   }
 
   daemonWaitSeconds(): number {
-    const { state } = this.current;
-    if (state === "failed" || state === "stopped" || state === "down") return 0;
+    const { state, problem } = this.current;
+    // Waiting would not help: the directory or its files must be fixed first.
+    if (state === "failed" || state === "stopped" || state === "down" || (problem !== undefined && problem !== null)) return 0;
     return this.settings.mode === "managed" ? MANAGED_DAEMON_WAIT : EXTERNAL_DAEMON_WAIT;
   }
 
@@ -102,9 +103,12 @@ export class ConfigDaemon implements DaemonConnection {
 
   private onManaged(status: SupervisorStatus): void {
     const channels = status.info?.channels ?? this.settings.channels;
-    this.update({ state: status.state, pid: status.pid, channels, message: status.message });
+    const directories = this.supervisor?.files.directories ?? [];
+    const problem = status.problem === null ? null : { ...status.problem, status: problemStatusText(status.problem, directories) };
+    this.update({ state: status.state, pid: status.pid, channels, message: status.message, problem });
     if (status.state === "restarting") this.node.warn(status.message);
-    else if (status.state === "failed") this.node.error(`${status.message}. Fix the cause, then redeploy to try again`);
+    // With a problem the supervisor keeps watching and says so; otherwise it gave up for good.
+    else if (status.state === "failed") this.node.error(problem !== null ? status.message : `${status.message}. Fix the cause, then redeploy to try again`);
     else this.node.log(status.message);
   }
 
@@ -117,6 +121,7 @@ export class ConfigDaemon implements DaemonConnection {
 
   private update(health: DaemonHealth): void {
     this.current = health;
+    this.node.status(healthStatus(health));
     for (const listener of this.listeners) listener(health);
   }
 }

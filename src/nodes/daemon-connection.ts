@@ -1,3 +1,5 @@
+import type { StartProblem } from "../engine/start-problem";
+import { FileDaemonError } from "../protocol/errors";
 import type { Allowlist } from "./allowlist";
 import type { Node, NodeStatus } from "./node-red-types";
 
@@ -10,6 +12,44 @@ export interface DaemonHealth {
   /** How many commands the daemon runs at once: an exec node's concurrency. */
   readonly channels: number;
   readonly message: string;
+  /** Managed mode: why the daemon cannot start until someone fixes it, and the status's short text. */
+  readonly problem?: DaemonProblem | null;
+}
+
+export interface DaemonProblem extends StartProblem {
+  /** At most 20 characters: "no directory", "unsafe dir"… */
+  readonly status: string;
+}
+
+/** The short status text for a start problem of a daemon whose files are in `directories`. */
+export function problemStatusText(problem: StartProblem, directories: readonly string[]): string {
+  switch (problem.code) {
+    case "NO_DIRECTORY":
+      return "no directory";
+    case "UNSAFE_FILES":
+      // The daemon names each unsafe path first: "DIR is writable by every user…", "DIR belongs to…".
+      return directories.some((dir) => problem.message.includes(`${dir} is `) || problem.message.includes(`${dir} belongs `)) ? "unsafe dir" : "unsafe files";
+    case "PERMISSION":
+      return "no permission";
+    case "ALREADY_RUNNING":
+      return "already running";
+    default:
+      return "daemon failed";
+  }
+}
+
+/**
+ * The error a message fails with while the daemon cannot start: the problem's own reason and
+ * fix (code NO_DIRECTORY, UNSAFE_FILES…) instead of "no daemon served". Null when `err` is not
+ * a missing daemon (or the same cause as the submitter met it), or no such problem is known.
+ */
+export function daemonProblemError(health: DaemonHealth, err: unknown): FileDaemonError | null {
+  const problem = health.problem;
+  if (problem === undefined || problem === null || health.state === "running") return null;
+  // The submitter finds no daemon, or meets the same cause itself (no directory: its own words).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== "DAEMON_NOT_RUNNING" && code !== problem.code) return null;
+  return new FileDaemonError(problem.code, problem.message, { cause: err });
 }
 
 /** What a `file-daemon` config node offers the `file-daemon-exec` nodes that use it. */
@@ -38,6 +78,7 @@ export function connectionOf(node: Node | null): DaemonConnection | null {
 
 /** The status an exec node shows for the daemon while it has nothing else to say. */
 export function healthStatus(health: DaemonHealth): NodeStatus {
+  if (health.problem !== undefined && health.problem !== null && health.state !== "running") return { fill: "red", shape: "ring", text: health.problem.status };
   switch (health.state) {
     case "unknown":
       return {};

@@ -3,7 +3,7 @@ import { CommandQueue } from "../engine/command-queue";
 import { pause } from "../engine/pause";
 import { timeoutMs } from "../engine/settings";
 import { NotAllowedError } from "./allowlist";
-import { healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
+import { daemonProblemError, healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { commandFor } from "./exec-command";
 import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
 import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction } from "./node-red-types";
@@ -104,9 +104,11 @@ export class ExecRunner {
         msg.stderr = result.stderr?.toString("utf8") ?? "";
       }
     }
-    const error = err instanceof Error ? err : new Error(String(err));
+    // No daemon because its directory or files need fixing: the message says why, and how.
+    const problem = daemonProblemError(this.daemon.health, err);
+    const error = problem ?? (err instanceof Error ? err : new Error(String(err)));
     if (this.closing && !error.message.startsWith(CLOSED)) error.message = errorCode(error) === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${error.message}`;
-    this.idleStatus = failureStatus(error, result);
+    this.idleStatus = problem !== null ? healthStatus(this.daemon.health) : failureStatus(error, result);
     this.showStatus();
     done(error);
   }

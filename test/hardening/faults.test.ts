@@ -3,7 +3,7 @@
 // a second daemon started from the command line. Nothing may be lost, nothing run twice, and
 // no submitter may be left hanging.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs, { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { CommandFailedError, submitCommand } from "../../src/engine/client";
@@ -219,6 +219,36 @@ describe("hardening: faults", function () {
     assert.match(failed.message, /writable by every user \(mode 0666\); run: chmod o-w/);
     assert.equal(states.filter((status) => status.state === "restarting" && /restarting in/.test(status.message)).length, 4);
     assert.equal(await readLiveDaemon(daemonFiles(commands, results)), null);
+  });
+
+  it("a managed daemon's directory Node-RED's user cannot write: PERMISSION naming the user and the chown, no daemon started, and it starts once the directory is chowned", async function () {
+    if (!IS_ROOT) this.skip();
+    // Root may write anywhere: the supervisor runs as nobody, in a directory root owns (0755).
+    chmodSync(tmp.path, 0o755);
+    const dir = tmp.file("root-owned");
+    mkdirSync(dir, { mode: 0o755 });
+    const commands = path.join(dir, "commands");
+    const results = path.join(dir, "results");
+    const supervise = path.join(__dirname, "..", "fixtures", "supervise.js");
+    const child = spawn(process.execPath, [supervise, commands, results, "5"], { uid: NOBODY, gid: NOBODY, stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    cleanups.push(async () => {
+      child.kill("SIGKILL");
+      const live = await readLiveDaemon(daemonFiles(commands, results));
+      if (live !== null) process.kill(live.pid, "SIGKILL");
+    });
+    const statusLines = () => output.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as SupervisorStatus);
+    const failed = await waitFor("the supervisor to report the problem", () => statusLines().find((status) => status.state === "failed"), 10_000);
+    assert.equal(failed.problem?.code, "PERMISSION");
+    assert.equal(failed.problem?.message, `cannot write the daemon's log ${commands}.log: permission denied (EACCES); the directory must be writable by the user Node-RED runs as (nobody, uid ${NOBODY}): run sudo chown nobody ${dir} && sudo chmod 700 ${dir}`);
+    assert.equal(statusLines().filter((status) => status.state === "restarting").length, 0, "no daemon was started, so none crashed");
+
+    fs.chownSync(dir, NOBODY, NOBODY);
+    chmodSync(dir, 0o700);
+    const running = await waitFor("the daemon to start once the directory is nobody's", () => statusLines().find((status) => status.state === "running"), 10_000);
+    assert.equal(running.problem, null);
+    assert.equal((await submitInProcess("exit 2", commands, results, 0.1, { uid: NOBODY }).outcome).code, 2);
   });
 
   it("a second daemon from the command line: exit code 1, says who serves the files (stderr and its --log), the first keeps serving", async () => {

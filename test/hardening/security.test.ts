@@ -329,6 +329,30 @@ describe("hardening: a daemon started as root drops to --user", function () {
     assert.match(unknown.stderr, /--user no-such-user-here: no such user in \/etc\/passwd \[BAD_OPTION\]/);
   });
 
+  it("started as root without --user: warns (stderr, and --log) that every command runs as root and what to do; --user nobody: no warning", async () => {
+    const rootDir = tmp.file("root-files");
+    mkdirSync(rootDir, { mode: 0o700 });
+    daemon = await startDaemon(path.join(rootDir, "commands"), path.join(rootDir, "results"), 0.1);
+    const warning = await waitFor("the root warning on stderr", () => daemon?.output().split("\n").find((line) => line.includes("warning:")));
+    assert.match(warning, /file-daemon\[\d+\] warning: running as root without --user: every command it runs has root's full power/);
+    assert.match(warning, /start it with --user NAME .*or run it as a service user/);
+    await stopDaemon(daemon);
+
+    const log = tmp.file("root.log");
+    daemon = await startDaemon(path.join(rootDir, "commands"), path.join(rootDir, "results"), 0.1, ["--log", log]);
+    await waitFor("the root warning in --log", () => readOrEmpty(log).includes("warning: running as root without --user"));
+    await stopDaemon(daemon);
+
+    const dir = nobodyDir("files");
+    const nobodyLog = tmp.file("nobody.log");
+    writeFileSync(nobodyLog, "");
+    chownSync(nobodyLog, NOBODY, NOBODY);
+    daemon = await startDaemon(path.join(dir, "commands"), path.join(dir, "results"), 0.1, ["--user", "nobody", "--log", nobodyLog]);
+    assert.equal((await submitCommand("exit 0", path.join(dir, "commands"), path.join(dir, "results"), 0.1)).code, 0);
+    assert.match(readOrEmpty(nobodyLog), / serving /);
+    assert.doesNotMatch(readOrEmpty(nobodyLog) + daemon.output(), /warning/);
+  });
+
   it("--detach --user nobody: the log created by root is handed to nobody, and the daemon serves", async () => {
     const dir = nobodyDir("files");
     const commands = path.join(dir, "commands");

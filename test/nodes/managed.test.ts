@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Daemon } from "../../src/engine/daemon";
 import { isGone, stopLiveDaemon } from "../../src/engine/daemon-process";
 import { readLiveDaemon, type DaemonInfo } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
 import { readOrEmpty } from "../helpers/small";
-import { execFlow, helper, Inbox, node, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowNode, type TestFiles } from "./support";
+import { execFlow, helper, Inbox, lastStatus, node, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowNode, type TestFiles } from "./support";
 
 function liveDaemon(files: TestFiles): Promise<DaemonInfo> {
   return waitFor(`a daemon serving ${files.commands}`, () => readLiveDaemon(files.daemon));
@@ -212,17 +212,101 @@ describe("file-daemon config node, managed mode", function () {
     });
   });
 
-  it("gives up after 5 fast crashes: red status, a log line that says why, and messages fail at once", async function () {
-    // A commands file every user may write is refused by the daemon at every start.
+  it("a commands file every user may write: 'unsafe files', messages fail at once saying chmod o-w; after chmod 600 it starts without a redeploy", async function () {
+    // The daemon refuses such a file at every start: after 5 starts the supervisor stops
+    // starting it and waits for the files to change.
     writeFileSync(test.current.commands, "");
     chmodSync(test.current.commands, 0o666);
     await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
-    await waitForStatus("exec", "daemon failed", 20_000);
-    const gaveUp = configNodeLog().find((line) => line.includes("gave up"));
-    assert.ok(gaveUp, configNodeLog().join("\n"));
+    await waitForStatus("exec", "unsafe files", 20_000);
+    await waitForStatus("daemon", "unsafe files");
+    const gaveUp = await waitFor("the gave-up line", () => configNodeLog().find((line) => line.includes("gave up")), 20_000);
     assert.match(gaveUp, /died 5 times in a row within 10 s of starting/);
     assert.match(gaveUp, /writable by every user/);
-    assert.equal(statuses("exec").filter((status) => status.text === "daemon restarting").length > 0, true);
+    assert.match(gaveUp, /the daemon is started again as soon as .* or its files change/);
+    assert.equal(statuses("exec").filter((status) => status.text === "daemon restarting").length, 0, "the cause is shown while it restarts");
+
+    const caught = new Inbox("caught");
+    const started = performance.now();
+    node("exec").receive({ payload: "true" });
+    const failed = await caught.nth(0, 3000);
+    assert.ok(performance.now() - started < 2000, "failed at once");
+    assert.equal((failed.error as { code: string }).code, "UNSAFE_FILES");
+    assert.match(errorText(failed), new RegExp(`refusing to serve unsafe files: ${test.current.commands} is writable by every user \\(mode 0666\\); run: chmod o-w ${test.current.commands}`));
+    assert.equal(lastStatus("exec"), "unsafe files");
+
+    chmodSync(test.current.commands, 0o600);
+    await waitForStatus("exec", "daemon running", 10_000);
+    await waitForStatus("daemon", "daemon running");
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 4" });
+    assert.equal((await out.nth(0)).payload, 4);
+  });
+
+  it("a missing directory: 'no directory', no daemon started, messages fail with NO_DIRECTORY and the mkdir fix; after mkdir it starts and the next message works", async function () {
+    const dir = test.current.file("not-yet");
+    const files = { ...test.current, commands: `${dir}/commands`, results: `${dir}/results` };
+    test.onCleanup(() => stopLiveDaemon(daemonFiles(files.commands, files.results)));
+    await helper.load([...OUR_NODES], execFlow(files, { mode: "managed" }));
+    await waitForStatus("exec", "no directory");
+    await waitForStatus("daemon", "no directory");
+    const logged = await waitFor("the config node's error", () => configNodeLog().find((line) => line.includes("does not exist")));
+    assert.equal(logged, `the directory ${dir} does not exist: create it with mkdir -m 700 ${dir}; the daemon is started again as soon as ${dir} or its files change`);
+    assert.equal(configNodeLog().find((line) => /ENOENT|gave up|restarting/.test(line)), undefined, configNodeLog().join("\n"));
+
+    const caught = new Inbox("caught");
+    node("exec").receive({ payload: "true", topic: "early" });
+    const failed = await caught.nth(0, 3000);
+    assert.equal(failed.topic, "early");
+    assert.equal((failed.error as { code: string }).code, "NO_DIRECTORY");
+    assert.match(errorText(failed), new RegExp(`the directory ${dir} does not exist: create it with mkdir -m 700 ${dir}$`));
+    assert.equal(lastStatus("exec"), "no directory");
+
+    mkdirSync(dir, { mode: 0o700 });
+    await waitForStatus("exec", "daemon running", 10_000);
+    await waitForStatus("daemon", "daemon running");
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 3" });
+    assert.equal((await out.nth(0)).payload, 3);
+    assert.equal(existsSync(`${dir}/commands.log`), true, "the daemon's log is in the new directory");
+  });
+
+  it("a directory every user may write (0777, no sticky bit): 'unsafe dir', messages fail saying chmod o-w DIR; after chmod 700 it starts without a redeploy", async function () {
+    const dir = test.current.dir;
+    chmodSync(dir, 0o777);
+    await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
+    await waitForStatus("exec", "unsafe dir", 10_000);
+    await waitForStatus("daemon", "unsafe dir");
+    const caught = new Inbox("caught");
+    node("exec").receive({ payload: "true" });
+    const failed = await caught.nth(0, 3000);
+    assert.equal((failed.error as { code: string }).code, "UNSAFE_FILES");
+    assert.match(errorText(failed), new RegExp(`${dir} is writable by every user \\(mode 0777\\); use a private directory or run: chmod o-w ${dir} \\[UNSAFE_FILES\\]$`));
+    // Let it stop starting the daemon first: the fix is noticed while it only watches.
+    await waitFor("the supervisor to wait for a fix", () => configNodeLog().some((line) => line.includes("the daemon is started again as soon as")), 20_000);
+
+    chmodSync(dir, 0o700);
+    await waitForStatus("exec", "daemon running", 10_000);
+    const out = new Inbox("out");
+    node("exec").receive({ payload: "exit 0" });
+    assert.equal((await out.nth(0)).payload, 0);
+  });
+
+  it("gives up after 5 fast crashes of unknown cause: 'daemon failed', a log line that says to redeploy, and messages fail at once", async function () {
+    await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
+    const killed: number[] = [];
+    await waitFor("5 daemons killed right after they started", async () => {
+      const live = await readLiveDaemon(test.current.daemon);
+      if (live !== null && !killed.includes(live.pid)) {
+        process.kill(live.pid, "SIGKILL");
+        killed.push(live.pid);
+      }
+      return killed.length >= 5;
+    }, 20_000);
+    await waitForStatus("exec", "daemon failed", 10_000);
+    const gaveUp = configNodeLog().find((line) => line.includes("gave up"));
+    assert.ok(gaveUp, configNodeLog().join("\n"));
+    assert.match(gaveUp, /died 5 times in a row within 10 s of starting.*Fix the cause, then redeploy to try again$/);
 
     const caught = new Inbox("caught");
     node("exec").receive({ payload: "true" });
