@@ -1,5 +1,5 @@
 import type { Allowlist } from "./allowlist";
-import type { Node, NodeStatus } from "./node-red-types";
+import type { Node, NodeStatus, Translate } from "./node-red-types";
 
 /** The daemon's health as exec nodes see it, in managed or external mode. */
 export type DaemonState = "unknown" | "starting" | "running" | "restarting" | "failed" | "stopped" | "down";
@@ -37,20 +37,20 @@ export function connectionOf(node: Node | null): DaemonConnection | null {
 }
 
 /** The status an exec node shows for the daemon while it has nothing else to say. */
-export function healthStatus(health: DaemonHealth): NodeStatus {
+export function healthStatus(health: DaemonHealth, t: Translate): NodeStatus {
   switch (health.state) {
     case "unknown":
       return {};
     case "running":
-      return { fill: "green", shape: "ring", text: "daemon running" };
+      return { fill: "green", shape: "ring", text: t("file-daemon-exec.status.daemonRunning") };
     case "starting":
-      return { fill: "yellow", shape: "ring", text: "daemon starting" };
+      return { fill: "yellow", shape: "ring", text: t("file-daemon-exec.status.daemonStarting") };
     case "restarting":
-      return { fill: "yellow", shape: "ring", text: "daemon restarting" };
+      return { fill: "yellow", shape: "ring", text: t("file-daemon-exec.status.daemonRestarting") };
     case "failed":
-      return { fill: "red", shape: "ring", text: "daemon failed" };
+      return { fill: "red", shape: "ring", text: t("file-daemon-exec.status.daemonFailed") };
     case "stopped":
     case "down":
-      return { fill: "red", shape: "ring", text: "daemon down" };
+      return { fill: "red", shape: "ring", text: t("file-daemon-exec.status.daemonDown") };
   }
 }
