@@ -7,6 +7,7 @@ import { decodeCommands, type CommandRecord } from "../protocol/command-record";
 import { readLiveDaemon, servesFiles, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
 import { writeFileAtomicSync } from "../protocol/atomic-write";
+import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
 import { isOwnerGone, pidNamespace } from "../protocol/liveness";
 import { effectiveStale } from "../protocol/lock";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
@@ -21,7 +22,11 @@ export interface SubmitOptions {
   readonly timeout?: number;
   /** Return stdout and stderr (each cut at the daemon's capture limit, 64 KiB by default). */
   readonly capture?: boolean;
-  /** Aborting withdraws a command that has not started, or kills one that runs. */
+  /**
+   * Aborting withdraws a command that has not started, or kills one that runs: with the signal
+   * named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM, sent to its whole
+   * process group, then SIGKILL after the daemon's kill grace.
+   */
   readonly signal?: AbortSignal;
   /**
    * Seconds to wait for a daemon to (re)appear before failing with DAEMON_NOT_RUNNING (default 5):
@@ -274,10 +279,12 @@ class Submission {
     return performance.now() - this.deadSince < waitMs;
   }
 
+  /** Asks the daemon to kill the running command, with the signal named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM. */
   private requestKill(channel: ChannelFiles, id: string): void {
     this.killRequested = true;
+    const reason: unknown = this.options.signal?.reason;
     try {
-      writeFileAtomicSync(channel.kill, `${id}\n`);
+      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }));
     } catch (err) {
       throw fromFsError(err, channel.kill, "cannot ask the daemon to kill the command:");
     }

@@ -8,6 +8,7 @@ import { isOwnerGone } from "../protocol/liveness";
 import { tryLock, type LockOptions } from "../protocol/lock";
 import type { ChannelFiles } from "../protocol/paths";
 import { decodeResults, encodeOutcome, outcomeWithoutProcess, type DecodedResults, type Outcome, type Owner } from "../protocol/result-record";
+import { decodeKillRequest } from "../protocol/kill-request";
 import { newTrace } from "../protocol/taken-trace";
 import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "./log";
@@ -196,17 +197,18 @@ export class DaemonChannel {
   }
 
   private checkKillRequest(): void {
-    let request: string;
+    let content: string;
     try {
-      request = fs.readFileSync(this.files.kill, "utf8").trim();
+      content = fs.readFileSync(this.files.kill, "utf8");
     } catch {
       return;
     }
     fs.rmSync(this.files.kill, { force: true });
+    const request = decodeKillRequest(content);
     const active = this.active;
-    if (active !== null && request === active.owner.id) {
-      this.logAs("info", `killing ${request} on request`);
-      active.command.kill("killed", "killed on request");
+    if (active !== null && request !== null && request.id === active.owner.id) {
+      this.logAs("info", `killing ${request.id} on request (${request.signal})`);
+      active.command.kill("killed", `killed on request (${request.signal})`, request.signal);
     }
   }
 
@@ -272,6 +274,6 @@ function whenStarted(begin: Promise<RunningCommand>): RunningCommand {
   return {
     pgid: null,
     finished: begin.then((command) => settled(command.finished)),
-    kill: (reason, message) => void begin.then((command) => command.kill(reason, message)),
+    kill: (reason, message, signal) => void begin.then((command) => command.kill(reason, message, signal)),
   };
 }

@@ -22,7 +22,8 @@ export interface RunningCommand {
   /** The shell's pid, which is also the command's process group id. */
   readonly pgid: number | null;
   readonly finished: Promise<Outcome>;
-  kill(reason: KillReason, message: string): void;
+  /** Sends `signal` (default SIGTERM) to the whole process group, then SIGKILL after the kill grace. */
+  kill(reason: KillReason, message: string, signal?: NodeJS.Signals): void;
 }
 
 class BoundedCapture {
@@ -252,10 +253,10 @@ export async function runCommand(command: string, options: RunOptions): Promise<
 
   const timeoutTimer = options.timeoutMs > 0 ? setTimeout(() => kill("timeout", `timed out after ${options.timeoutMs / 1000} s`), options.timeoutMs) : undefined;
 
-  function kill(reason: KillReason, message: string): void {
+  function kill(reason: KillReason, message: string, signal: NodeJS.Signals = "SIGTERM"): void {
     if (killed.for !== null) return;
     killed.for = { reason, message };
-    signalGroup("SIGTERM");
+    signalGroup(signal);
     forceTimer = setTimeout(() => signalGroup("SIGKILL"), options.killGraceMs);
   }
 

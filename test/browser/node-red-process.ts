@@ -33,15 +33,16 @@ export function freePort(): Promise<number> {
 /**
  * Starts the devDependency's red.js as a child process, with this package loaded from the repo
  * folder (`nodesDir`), state in `userDir`, bound to 127.0.0.1 on a free port, telemetry and tours
- * off. Resolves once the editor answers HTTP; rejects if Node-RED exits first or after `ms`.
+ * off, run by `node` (default: this Node.js). Resolves once the editor answers HTTP; rejects if
+ * Node-RED exits first or after `ms`.
  */
-export async function startNodeRed(userDir: string, ms = 30_000): Promise<NodeRed> {
+export async function startNodeRed(userDir: string, ms = 30_000, node = process.execPath): Promise<NodeRed> {
   const load = createRequire(path.join(REPO, "package.json"));
   const red = load.resolve(`${NR_PKG}/red.js`);
   const version = (load(`${NR_PKG}/package.json`) as { version: string }).version;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/`;
-  const child = spawn(process.execPath, [red,
+  const child = spawn(node, [red,
     "--userDir", userDir,
     "--port", String(port),
     "--define", "uiHost=127.0.0.1",

@@ -72,6 +72,20 @@ describe("submitCommand against a running daemon", () => {
     assert.equal(error.result?.signal, "SIGTERM");
   });
 
+  it("kills with the signal named by the abort's reason (SIGINT), sent to the whole process group", async () => {
+    const abort = new AbortController();
+    const marker = tmp.file("trapped");
+    const pending = submit(`trap 'echo INT >> "${marker}"; exit 5' INT; touch '${tmp.file("started")}'; while :; do sleep 0.1; done`, { signal: abort.signal });
+    await waitFor("the command to start", () => existsSync(tmp.file("started")));
+    abort.abort("SIGINT");
+    const error = await pending.catch((err: unknown) => err);
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.code, "KILLED");
+    assert.equal(error.result?.code, 5, "the shell ran its INT trap and exited by itself");
+    assert.match(error.message, /SIGINT/);
+    assert.equal(readFileSync(marker, "utf8"), "INT\n");
+  });
+
   it("gives up on a command still waiting for a free channel when the submitter aborts", async () => {
     const blocker = submit("sleep 1");
     await waitFor("the first command to run", () => readFileSync(tmp.file("results"), "utf8").includes('"running"'));

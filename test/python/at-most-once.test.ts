@@ -7,13 +7,11 @@ import { execFile, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readlinkSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daemon } from "../../src";
 import {
   deadPid,
   delay,
   FAKE_EPOCH,
   fakeDaemon,
-  killPythons,
   pendingMeta,
   PYTHON,
   PYTHON_DIR,
@@ -24,7 +22,7 @@ import {
   SLEEP,
   startPython,
   stopFakeDaemon,
-  useTempDir,
+  usePythonSuite,
   waitFor,
   withLocks,
 } from "./helpers";
@@ -45,17 +43,7 @@ function doneRecord(id: string, code: number, owner: { pid: number | null; pidns
 
 describe("python client: at most once (issue 9)", function () {
   this.timeout(40_000);
-  let daemon: Daemon | undefined;
-  afterEach(async () => {
-    killPythons();
-    await daemon?.stop();
-    daemon = undefined;
-  });
-  const tmp = useTempDir();
-  const files = () => ({ commands: tmp.file("commands"), results: tmp.file("results") });
-  const start = async (options: { stale?: number; channels?: number } = {}) => {
-    daemon = await Daemon.start({ ...files(), sleepTime: SLEEP, ...options });
-  };
+  const { tmp, files, start } = usePythonSuite();
   const marked = () => {
     const log = tmp.file("ran.log");
     return { log, command: `echo ran >> '${log}'` };
@@ -245,10 +233,9 @@ while True:
     const { log, command } = marked();
     const otherLog = tmp.file("other.log");
     // A first command, so that the trace has an entry to anchor to.
-    await start();
+    const first = await start();
     assert.equal((await runOne(commands, results, { command: "true" })).ok, true);
-    await daemon?.stop();
-    daemon = undefined;
+    await first.stop();
     fakeDaemon(commands, results);
     const python = startPython(commands, results, [{ command, kwargs: { daemon_wait: 20 } }]);
     await waitFor("the command to be pending", () => pendingMeta(commands));

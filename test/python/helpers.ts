@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { Daemon, type DaemonOptions } from "../../src/engine/daemon";
 import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { delay, readOrEmpty } from "../helpers/small";
 import { waitFor } from "../helpers/wait-for";
@@ -21,6 +22,33 @@ export function useTempDir(): ReturnType<typeof sharedTempDir> {
 }
 
 export { waitFor };
+
+/**
+ * The set-up most Python suites share: a private directory per test, an in-process daemon
+ * started on demand on its two files, and afterwards every Python child killed, the daemon stopped.
+ */
+export function usePythonSuite(): {
+  readonly tmp: ReturnType<typeof useTempDir>;
+  files(): { commands: string; results: string };
+  start(options?: Omit<DaemonOptions, "commands" | "results" | "sleepTime">): Promise<Daemon>;
+} {
+  let daemon: Daemon | undefined;
+  afterEach(async () => {
+    killPythons();
+    await daemon?.stop();
+    daemon = undefined;
+  });
+  const tmp = useTempDir();
+  const files = () => ({ commands: tmp.file("commands"), results: tmp.file("results") });
+  return {
+    tmp,
+    files,
+    start: async (options = {}) => {
+      daemon = await Daemon.start({ ...files(), sleepTime: SLEEP, ...options });
+      return daemon;
+    },
+  };
+}
 
 export { delay, readOrEmpty };
 

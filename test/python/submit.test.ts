@@ -4,12 +4,10 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daemon } from "../../src";
 import {
   bytesOf,
   delay,
   fakeDaemon,
-  killPythons,
   PYTHON,
   PYTHON_DIR,
   readOrEmpty,
@@ -18,7 +16,7 @@ import {
   SLEEP,
   startPython,
   startTimeOf,
-  useTempDir,
+  usePythonSuite,
   waitFor,
   type PyOutcome,
 } from "./helpers";
@@ -32,17 +30,7 @@ function resultOf(outcome: PyOutcome): NonNullable<PyOutcome["result"]> {
 
 describe("python client: results from a real daemon", function () {
   this.timeout(30_000);
-  let daemon: Daemon | undefined;
-  afterEach(async () => {
-    killPythons();
-    await daemon?.stop();
-    daemon = undefined;
-  });
-  const tmp = useTempDir();
-  const files = () => ({ commands: tmp.file("commands"), results: tmp.file("results") });
-  const start = async (options: { channels?: number; shell?: string; stopGraceMs?: number } = {}) => {
-    daemon = await Daemon.start({ ...files(), sleepTime: SLEEP, ...options });
-  };
+  const { tmp, files, start } = usePythonSuite();
 
   it("returns exit codes and signals, with a seed-style return_code", async () => {
     await start();
@@ -208,17 +196,18 @@ describe("python client: results from a real daemon", function () {
   });
 
   it("reports SPAWN_FAILED when the daemon cannot start its shell, and KILLED when it stops mid-command", async () => {
-    await start({ shell: "/nonexistent/shell" });
+    const spawnFailing = start({ shell: "/nonexistent/shell" });
+    await spawnFailing;
     const { commands, results } = files();
     const failed = await runOne(commands, results, { command: "true" });
     assert.equal(failed.code, "SPAWN_FAILED", failed.message);
     assert.deepEqual([failed.result?.status, failed.result?.return_code], ["failed", -1]);
-    await daemon?.stop();
+    await (await spawnFailing).stop();
 
-    await start({ stopGraceMs: 100 });
+    const stopping = await start({ stopGraceMs: 100 });
     const python = startPython(commands, results, [{ command: "sleep 20" }]);
     await waitFor("the command to run", () => readOrEmpty(results).includes('"running"'));
-    await daemon?.stop();
+    await stopping.stop();
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "KILLED", outcomes[0]?.message);
     assert.equal(outcomes[0]?.result?.status, "killed");
@@ -300,7 +289,7 @@ while True:
   });
 
   it("works as a command-line tool mirroring the seed helper", async () => {
-    await start();
+    const daemon = await start();
     const { commands, results } = files();
     const script = path.join(PYTHON_DIR, "file_daemon.py");
     const run = (args: string[]) =>
@@ -312,8 +301,7 @@ while True:
     const timedOut = await run(["--timeout", "0.2", "--", "sleep 20"]);
     assert.equal(timedOut.code, 124, "a timeout exits 124, as timeout(1)");
     assert.match(timedOut.stderr, /timed out.*\[TIMEOUT\]/);
-    await daemon?.stop();
-    daemon = undefined;
+    await daemon.stop();
     const none = await run(["--wait", "0", "--", "true"]);
     assert.equal(none.code, 125);
     assert.match(none.stderr, /no file-daemon serves.*\[DAEMON_NOT_RUNNING\]/);
