@@ -96,11 +96,7 @@ describe("file-daemon-exec input, msg.kill, verbose log and admin policy", funct
   });
 
   describe("msg.kill", function () {
-    /** The daemon side of signals (kill requests naming one) is on main once this file exists. */
-    const daemonSendsSignals = existsSync(path.join(REPO, "dist", "src", "protocol", "kill-request.js"));
-
     it("with a signal name, sends that signal to the running command's process group (trap runs)", async function () {
-      if (!daemonSendsSignals) this.skip(); // pending: the daemon does not send named signals on this branch yet
       const marker = test.current.file("trapped");
       const started = test.current.file("started");
       const { out, caught, send } = await deploy({ exec: { capture: true } });
@@ -114,7 +110,6 @@ describe("file-daemon-exec input, msg.kill, verbose log and admin policy", funct
     });
 
     it("with a signal name, a command that does not trap it dies of it: msg.rc.signal", async function () {
-      if (!daemonSendsSignals) this.skip(); // pending, as above
       const started = test.current.file("started");
       const { caught, send } = await deploy();
       send({ payload: `touch ${started}; exec sleep 30`, topic: "victim" });
