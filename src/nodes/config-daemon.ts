@@ -121,7 +121,7 @@ export class ConfigDaemon implements DaemonConnection {
 
   private update(health: DaemonHealth): void {
     this.current = health;
-    this.node.status(healthStatus(health));
+    this.node.status(healthStatus(health, this.RED._));
     for (const listener of this.listeners) listener(health);
   }
 }

@@ -1,7 +1,7 @@
 import type { StartProblem } from "../engine/start-problem";
 import { FileDaemonError } from "../protocol/errors";
 import type { Allowlist } from "./allowlist";
-import type { Node, NodeStatus } from "./node-red-types";
+import type { Node, NodeStatus, Translate } from "./node-red-types";
 
 /** The daemon's health as exec nodes see it, in managed or external mode. */
 export type DaemonState = "unknown" | "starting" | "running" | "restarting" | "failed" | "stopped" | "down";
@@ -77,21 +77,21 @@ export function connectionOf(node: Node | null): DaemonConnection | null {
 }
 
 /** The status an exec node shows for the daemon while it has nothing else to say. */
-export function healthStatus(health: DaemonHealth): NodeStatus {
+export function healthStatus(health: DaemonHealth, t: Translate): NodeStatus {
   if (health.problem !== undefined && health.problem !== null && health.state !== "running") return { fill: "red", shape: "ring", text: health.problem.status };
   switch (health.state) {
     case "unknown":
       return {};
     case "running":
-      return { fill: "green", shape: "ring", text: "daemon running" };
+      return { fill: "green", shape: "ring", text: t("file-daemon-exec.status.daemonRunning") };
     case "starting":
-      return { fill: "yellow", shape: "ring", text: "daemon starting" };
+      return { fill: "yellow", shape: "ring", text: t("file-daemon-exec.status.daemonStarting") };
     case "restarting":
-      return { fill: "yellow", shape: "ring", text: "daemon restarting" };
+      return { fill: "yellow", shape: "ring", text: t("file-daemon-exec.status.daemonRestarting") };
     case "failed":
-      return { fill: "red", shape: "ring", text: "daemon failed" };
+      return { fill: "red", shape: "ring", text: t("file-daemon-exec.status.daemonFailed") };
     case "stopped":
     case "down":
-      return { fill: "red", shape: "ring", text: "daemon down" };
+      return { fill: "red", shape: "ring", text: t("file-daemon-exec.status.daemonDown") };
   }
 }

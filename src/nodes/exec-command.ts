@@ -17,9 +17,9 @@ const ARGUMENT_VARIABLE = "__file_daemon_arg";
  */
 export function commandFor(settings: CommandSettings, payload: unknown): string {
   const fixed = settings.command.trim();
-  if (fixed === "") return validateCommand(payloadText(payload));
+  if (fixed === "") return validateCommand(wholeCommand(payload));
   if (!settings.appendPayload) return validateCommand(fixed);
-  return validateCommand(appendArgument(fixed, payloadText(payload)));
+  return validateCommand(appendArgument(fixed, argumentText(payload)));
 }
 
 /**
@@ -35,10 +35,20 @@ export function appendArgument(command: string, argument: string): string {
   return `${ARGUMENT_VARIABLE}=$(printf '%b_' ${quote([escaped])}); ${command} "\${${ARGUMENT_VARIABLE}%_}"`;
 }
 
-function payloadText(payload: unknown): string {
+/**
+ * The whole command: only a string. A number is refused rather than run, since the default
+ * inject node sends a timestamp, which the shell would try to run as a program (exit 127).
+ */
+function wholeCommand(payload: unknown): string {
+  if (typeof payload === "string") return payload;
+  throw new FileDaemonError("BAD_COMMAND", `msg.payload is ${describe(payload)}: set a Command in the node, or send the command as a string`);
+}
+
+/** An appended argument: a string, or a number or boolean written out. */
+function argumentText(payload: unknown): string {
   if (typeof payload === "string") return payload;
   if (typeof payload === "number" || typeof payload === "boolean" || typeof payload === "bigint") return String(payload);
-  throw new FileDaemonError("BAD_COMMAND", `msg.payload is ${describe(payload)}; it must be a string (numbers and booleans are converted). Set msg.payload to the command text, e.g. with a change or function node`);
+  throw new FileDaemonError("BAD_COMMAND", `msg.payload is ${describe(payload)}; the appended argument must be a string, number or boolean. Set msg.payload to the argument's text, e.g. with a change or function node`);
 }
 
 function describe(value: unknown): string {
@@ -46,5 +56,6 @@ function describe(value: unknown): string {
   if (value === null) return "null";
   if (Buffer.isBuffer(value)) return "a Buffer";
   if (Array.isArray(value)) return "an array";
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return `a ${typeof value} (${String(value)})`;
   return `a${typeof value === "object" ? "n" : ""} ${typeof value}`;
 }

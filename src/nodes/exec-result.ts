@@ -1,5 +1,5 @@
 import type { CommandResult } from "../engine/client";
-import type { NodeMessage, NodeStatus } from "./node-red-types";
+import type { NodeMessage, NodeStatus, Translate } from "./node-red-types";
 
 /** `msg.rc` in the core exec node's format: `{code: 0}`, or `{code, signal?, message}`. */
 export interface ReturnCode {
@@ -41,29 +41,37 @@ export class NonZeroExitError extends Error {
   }
 }
 
-export function resultStatus(result: CommandResult): NodeStatus {
-  if (result.signal !== null && result.code === null) return { fill: "yellow", shape: "dot", text: `signal ${result.signal}` };
-  return { fill: result.code === 0 ? "green" : "yellow", shape: "dot", text: `exit ${result.code}` };
+export function resultStatus(result: CommandResult, t: Translate): NodeStatus {
+  if (result.signal !== null && result.code === null) return { fill: "yellow", shape: "dot", text: t("file-daemon-exec.status.signal", { signal: result.signal }) };
+  return { fill: result.code === 0 ? "green" : "yellow", shape: "dot", text: t("file-daemon-exec.status.exit", { code: String(result.code) }) };
 }
 
-/** Short words for failures, by error code (under 20 characters each). */
+/** Short words for failures, by error code: keys of the locale (each text under 20 characters). */
 const FAILURE_TEXT: Record<string, string> = {
-  TIMEOUT: "timeout",
-  KILLED: "killed",
-  ABORTED: "withdrawn",
-  INTERRUPTED: "interrupted",
-  BAD_COMMAND: "bad input",
-  BAD_OPTION: "bad input",
-  QUEUE_FULL: "queue full",
-  NOT_ALLOWED: "not allowed",
-  NON_ZERO_EXIT: "exit non-zero",
+  TIMEOUT: "file-daemon-exec.status.timeout",
+  KILLED: "file-daemon-exec.status.killed",
+  ABORTED: "file-daemon-exec.status.withdrawn",
+  INTERRUPTED: "file-daemon-exec.status.interrupted",
+  LOST: "file-daemon-exec.status.lost",
+  BAD_COMMAND: "file-daemon-exec.status.badInput",
+  BAD_OPTION: "file-daemon-exec.status.badInput",
+  QUEUE_FULL: "file-daemon-exec.status.queueFull",
+  QUEUE_CLOSED: "file-daemon-exec.status.closed",
+  NOT_ALLOWED: "file-daemon-exec.status.notAllowed",
+  NO_DIRECTORY: "file-daemon-exec.status.noDirectory",
+  PERMISSION: "file-daemon-exec.status.permission",
+  SPAWN_FAILED: "file-daemon-exec.status.spawnFailed",
+  INCOMPATIBLE: "file-daemon-exec.status.incompatible",
+  IO: "file-daemon-exec.status.io",
+  DAEMON_NOT_RUNNING: "file-daemon-exec.status.daemonDown",
+  DAEMON_DIED: "file-daemon-exec.status.daemonDown",
 };
 
-export function failureStatus(err: unknown, result: CommandResult | null): NodeStatus {
+export function failureStatus(err: unknown, result: CommandResult | null, t: Translate): NodeStatus {
   const code = errorCode(err);
-  if (code === "DAEMON_NOT_RUNNING" || code === "DAEMON_DIED") return { fill: "red", shape: "ring", text: "daemon down" };
-  if (code === "NON_ZERO_EXIT" && result !== null) return { ...resultStatus(result), fill: "red" };
-  return { fill: "red", shape: "dot", text: FAILURE_TEXT[code] ?? code.toLowerCase().replace(/_/g, " ").slice(0, 19) };
+  if (code === "DAEMON_NOT_RUNNING" || code === "DAEMON_DIED") return { fill: "red", shape: "ring", text: t("file-daemon-exec.status.daemonDown") };
+  if (code === "NON_ZERO_EXIT" && result !== null) return { ...resultStatus(result, t), fill: "red" };
+  return { fill: "red", shape: "dot", text: t(FAILURE_TEXT[code] ?? "file-daemon-exec.status.error") };
 }
 
 export function errorCode(err: unknown): string {

@@ -5,8 +5,9 @@ import { timeoutMs } from "../engine/settings";
 import { NotAllowedError } from "./allowlist";
 import { daemonProblemError, healthStatus, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { commandFor } from "./exec-command";
+import { PayloadCommandForbiddenError, killSignal } from "./exec-policy";
 import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
-import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction } from "./node-red-types";
+import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction, Translate } from "./node-red-types";
 
 /** A `file-daemon-exec` node as the editor saves it. */
 export interface ExecDef extends NodeDef {
@@ -17,6 +18,15 @@ export interface ExecDef extends NodeDef {
   readonly timeout?: number | string;
   readonly capture?: boolean;
   readonly failOnNonZero?: boolean;
+}
+
+/** What the runtime around an exec node decides: its language, log level and the admin's policy. */
+export interface ExecEnvironment {
+  readonly t: Translate;
+  /** Node-RED runs with `verbose`: every submitted command line is logged. */
+  readonly verbose: boolean;
+  /** False when settings.js forbids msg.payload as the whole command. */
+  readonly payloadCommandAllowed: boolean;
 }
 
 /** Node-RED gives a closing node 15 s; running commands are killed well within that. */
@@ -30,6 +40,8 @@ const CLOSED = "the node was closed (redeploy or Node-RED stopping)";
 export class ExecRunner {
   private readonly queue: CommandQueue<CommandResult>;
   private readonly unsubscribe: () => void;
+  /** One per submission in progress: aborted with a signal name by msg.kill. */
+  private readonly submissions = new Set<AbortController>();
   /** What the status shows when nothing runs or waits: the last outcome or daemon change. */
   private idleStatus: NodeStatus;
   private closing = false;
@@ -38,9 +50,10 @@ export class ExecRunner {
     private readonly node: Node,
     private readonly def: ExecDef,
     private readonly daemon: DaemonConnection,
+    private readonly env: ExecEnvironment,
   ) {
     this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
-    this.idleStatus = healthStatus(daemon.health);
+    this.idleStatus = healthStatus(daemon.health, env.t);
     this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
     this.showStatus();
   }
@@ -48,14 +61,15 @@ export class ExecRunner {
   handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
     if (msg.kill) {
       // Like the core exec node: msg.kill stops what runs; it is not a command itself.
-      this.queue.abortRunning("msg.kill");
-      done();
+      this.kill(msg, done);
       return;
     }
     let command: string;
     let timeout: number;
     try {
-      command = commandFor({ command: this.def.command ?? "", appendPayload: this.def.appendPayload === true }, msg.payload);
+      const fixed = this.def.command ?? "";
+      if (fixed.trim() === "" && !this.env.payloadCommandAllowed) throw new PayloadCommandForbiddenError();
+      command = commandFor({ command: fixed, appendPayload: this.def.appendPayload === true }, msg.payload);
       this.checkAllowed(command);
       timeout = this.timeoutFor(msg);
     } catch (err) {
@@ -65,11 +79,41 @@ export class ExecRunner {
     const capture = this.def.capture === true;
     const { commandsFile, resultsFile, sleepTime } = this.daemon;
     this.queue
-      .push((signal) => submitCommand(command, commandsFile, resultsFile, sleepTime, { timeout, capture, signal, daemonWait: this.daemon.daemonWaitSeconds() }))
+      .push((queueSignal) => {
+        // The queue aborts with an Error (node closed: SIGTERM); msg.kill with a signal name.
+        const submission = new AbortController();
+        const forward = () => submission.abort(queueSignal.reason);
+        if (queueSignal.aborted) forward();
+        else queueSignal.addEventListener("abort", forward, { once: true });
+        this.submissions.add(submission);
+        if (this.env.verbose) this.node.log(`running: ${command}`);
+        const options = { timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds() };
+        return submitCommand(command, commandsFile, resultsFile, sleepTime, options).finally(() => {
+          this.submissions.delete(submission);
+          queueSignal.removeEventListener("abort", forward);
+        });
+      })
       .then(
         (result) => this.succeed(msg, result, send, done),
         (err: unknown) => this.fail(msg, err, done),
       );
+  }
+
+  /**
+   * msg.kill: every command this node has at the daemon gets the signal (its whole process
+   * group); one not started yet is withdrawn. Messages waiting in the node's queue still run.
+   */
+  private kill(msg: NodeMessage, done: DoneFunction): void {
+    let signal: string;
+    try {
+      signal = killSignal(msg.kill);
+    } catch (err) {
+      this.fail(msg, err, done);
+      return;
+    }
+    // The client reads the abort's reason as the signal to send (SubmitOptions.signal).
+    for (const submission of this.submissions) submission.abort(signal);
+    done();
   }
 
   /** Refuses waiting messages, kills running commands, and resolves once they ended (bounded). */
@@ -88,7 +132,7 @@ export class ExecRunner {
       return;
     }
     applyResult(msg, result, capture);
-    this.idleStatus = resultStatus(result);
+    this.idleStatus = resultStatus(result, this.env.t);
     this.showStatus();
     send(msg);
     done();
@@ -108,7 +152,7 @@ export class ExecRunner {
     const problem = daemonProblemError(this.daemon.health, err);
     const error = problem ?? (err instanceof Error ? err : new Error(String(err)));
     if (this.closing && !error.message.startsWith(CLOSED)) error.message = errorCode(error) === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${error.message}`;
-    this.idleStatus = problem !== null ? healthStatus(this.daemon.health) : failureStatus(error, result);
+    this.idleStatus = problem !== null ? healthStatus(this.daemon.health, this.env.t) : failureStatus(error, result, this.env.t);
     this.showStatus();
     done(error);
   }
@@ -133,16 +177,17 @@ export class ExecRunner {
 
   private onHealth(health: DaemonHealth): void {
     this.queue.setConcurrency(Math.max(1, health.channels));
-    this.idleStatus = healthStatus(health);
+    this.idleStatus = healthStatus(health, this.env.t);
     this.showStatus();
   }
 
   private showStatus(): void {
     if (this.closing) return;
     const { waitingCount, runningCount } = this.queue;
-    if (waitingCount >= this.queue.maxWaiting) this.node.status({ fill: "red", shape: "dot", text: "queue full" });
-    else if (waitingCount > 0) this.node.status({ fill: "blue", shape: "dot", text: `queued ${waitingCount}` });
-    else if (runningCount > 0) this.node.status({ fill: "blue", shape: "dot", text: "running" });
+    const { t } = this.env;
+    if (waitingCount >= this.queue.maxWaiting) this.node.status({ fill: "red", shape: "dot", text: t("file-daemon-exec.status.queueFull") });
+    else if (waitingCount > 0) this.node.status({ fill: "blue", shape: "dot", text: t("file-daemon-exec.status.queued", { count: String(waitingCount) }) });
+    else if (runningCount > 0) this.node.status({ fill: "blue", shape: "dot", text: t("file-daemon-exec.status.running") });
     else this.node.status(this.idleStatus);
   }
 }

@@ -3,6 +3,7 @@ import { ALLOWLIST_VERSION, migrateAllowlist } from "./allowlist";
 import { ConfigDaemon } from "./config-daemon";
 import type { FileDaemonConfigNode } from "./daemon-connection";
 import { parseDaemonSettings, type FileDaemonDef } from "./daemon-settings";
+import { DEFAULT_DIRECTORY_SETTING } from "./exec-policy";
 import type { Node, NodeAPI } from "./node-red-types";
 
 /** Registers the `file-daemon` config node: files, sleep time, channels, managed or external. */
@@ -11,7 +12,8 @@ function registerFileDaemon(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     startConfigNode(RED, this, def);
   }
-  RED.nodes.registerType("file-daemon", FileDaemonNode);
+  // The editor pre-fills new config nodes' files in this directory (settings.js sets it).
+  RED.nodes.registerType("file-daemon", FileDaemonNode, { settings: { [DEFAULT_DIRECTORY_SETTING]: { value: "", exportable: true } } });
 }
 
 function startConfigNode(RED: NodeAPI, node: FileDaemonConfigNode, def: FileDaemonDef): void {

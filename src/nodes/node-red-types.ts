@@ -32,12 +32,24 @@ export interface NodeDef {
   readonly z?: string;
 }
 
+/** Node-RED's i18n lookup: `key` in this module's locale catalog, `__name__` replaced by `vars.name`. */
+export type Translate = (key: string, vars?: Record<string, string | number>) => string;
+
+/** A node setting (RED.settings) the editor may read; its name starts with the node type in camelCase. */
+export interface NodeSettingDef {
+  readonly value: unknown;
+  readonly exportable: boolean;
+}
+
 export interface NodeAPI {
   readonly nodes: {
     createNode(node: Node, def: NodeDef): void;
-    registerType(type: string, constructor: (this: Node, def: never) => void): void;
+    registerType(type: string, constructor: (this: Node, def: never) => void, options?: { settings?: Record<string, NodeSettingDef> }): void;
     getNode(id: string): Node | null;
   };
+  /** settings.js, read-only; node settings appear under their own names. */
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly _: Translate;
   readonly events: {
     on(event: string, listener: () => void): void;
     off?(event: string, listener: () => void): void;

@@ -14,6 +14,8 @@ declare module "node-red-node-test-helper" {
 
   interface NodeTestHelper {
     init(runtimePath: string, userSettings?: Record<string, unknown>): void;
+    /** settings.js for the next load, merged over the defaults (replaces the previous call's). */
+    settings(userSettings?: Record<string, unknown>): Record<string, unknown>;
     load(nodes: NodeModule | NodeModule[], flow: FlowNode[]): Promise<void>;
     setFlows(flow: FlowNode[], type?: "full" | "flows" | "nodes"): Promise<void>;
     unload(): Promise<void>;

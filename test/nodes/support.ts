@@ -6,6 +6,7 @@ import helper from "node-red-node-test-helper";
 import { stopLiveDaemon } from "../../src/engine/daemon-process";
 import { daemonFiles, type DaemonFiles } from "../../src/protocol/paths";
 import { waitFor } from "../helpers/wait-for";
+import { englishTranslator } from "./locale";
 
 type NodeModule = (RED: never) => void;
 export type Msg = Record<string, unknown>;
@@ -19,8 +20,18 @@ export const NR_PATH = load.resolve(process.env.NR_PKG || "node-red");
 helper.init(NR_PATH);
 export { helper };
 
-/** Our nodes as Node-RED loads them: through the shims that package.json names. */
-export const OUR_NODES: NodeModule[] = [load(path.join(REPO, "nodes", "file-daemon.js")) as NodeModule, load(path.join(REPO, "nodes", "file-daemon-exec.js")) as NodeModule];
+/**
+ * Our nodes as Node-RED loads them: through the shims that package.json names, with RED._
+ * reading our en-US locale files as Node-RED does (the helper's RED._ returns the key).
+ */
+const translate = englishTranslator();
+function withLocale(register: NodeModule): NodeModule {
+  return (RED: never) => {
+    (RED as { _: unknown })._ = translate;
+    register(RED);
+  };
+}
+export const OUR_NODES: NodeModule[] = [withLocale(load(path.join(REPO, "nodes", "file-daemon.js")) as NodeModule), withLocale(load(path.join(REPO, "nodes", "file-daemon-exec.js")) as NodeModule)];
 
 /** A core node of the Node-RED under test, e.g. "function/90-exec.js". */
 export function coreNode(file: string): NodeModule {
