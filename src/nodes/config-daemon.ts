@@ -3,7 +3,7 @@ import { ExternalWatcher, type ExternalStatus } from "../engine/external-watcher
 import { Supervisor, type SupervisorStatus } from "../engine/supervisor";
 import { daemonFiles } from "../protocol/paths";
 import type { Allowlist } from "./allowlist";
-import { healthStatus, problemStatusText, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
+import { healthStatus, problemStatusKey, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { claim, leaveRunning } from "./daemon-handover";
 import type { DaemonSettings } from "./daemon-settings";
 import type { Node, NodeAPI } from "./node-red-types";
@@ -104,7 +104,7 @@ export class ConfigDaemon implements DaemonConnection {
   private onManaged(status: SupervisorStatus): void {
     const channels = status.info?.channels ?? this.settings.channels;
     const directories = this.supervisor?.files.directories ?? [];
-    const problem = status.problem === null ? null : { ...status.problem, status: problemStatusText(status.problem, directories) };
+    const problem = status.problem === null ? null : { ...status.problem, status: problemStatusKey(status.problem, directories) };
     this.update({ state: status.state, pid: status.pid, channels, message: status.message, problem });
     if (status.state === "restarting") this.node.warn(status.message);
     // With a problem the supervisor keeps watching and says so; otherwise it gave up for good.
@@ -121,7 +121,8 @@ export class ConfigDaemon implements DaemonConnection {
 
   private update(health: DaemonHealth): void {
     this.current = health;
-    this.node.status(healthStatus(health, this.RED._));
+    // The config node's catalog holds the same health texts under its own name (Node-RED looks keys up per node file).
+    this.node.status(healthStatus(health, (key, vars) => this.RED._(key.replace(/^file-daemon-exec\./, "file-daemon."), vars)));
     for (const listener of this.listeners) listener(health);
   }
 }

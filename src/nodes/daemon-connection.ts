@@ -17,24 +17,26 @@ export interface DaemonHealth {
 }
 
 export interface DaemonProblem extends StartProblem {
-  /** At most 20 characters: "no directory", "unsafe dir"… */
+  /** The locale key of its status text (at most 20 characters: "no directory", "unsafe dir"…). */
   readonly status: string;
 }
 
-/** The short status text for a start problem of a daemon whose files are in `directories`. */
-export function problemStatusText(problem: StartProblem, directories: readonly string[]): string {
+/** The locale key of the short status text for a start problem of a daemon whose files are in `directories`. */
+export function problemStatusKey(problem: StartProblem, directories: readonly string[]): string {
   switch (problem.code) {
     case "NO_DIRECTORY":
-      return "no directory";
+      return "file-daemon-exec.status.noDirectory";
     case "UNSAFE_FILES":
       // The daemon names each unsafe path first: "DIR is writable by every user…", "DIR belongs to…".
-      return directories.some((dir) => problem.message.includes(`${dir} is `) || problem.message.includes(`${dir} belongs `)) ? "unsafe dir" : "unsafe files";
+      return directories.some((dir) => problem.message.includes(`${dir} is `) || problem.message.includes(`${dir} belongs `))
+        ? "file-daemon-exec.status.unsafeDir"
+        : "file-daemon-exec.status.unsafeFiles";
     case "PERMISSION":
-      return "no permission";
+      return "file-daemon-exec.status.noPermission";
     case "ALREADY_RUNNING":
-      return "already running";
+      return "file-daemon-exec.status.alreadyRunning";
     default:
-      return "daemon failed";
+      return "file-daemon-exec.status.daemonFailed";
   }
 }
 
@@ -78,7 +80,7 @@ export function connectionOf(node: Node | null): DaemonConnection | null {
 
 /** The status an exec node shows for the daemon while it has nothing else to say. */
 export function healthStatus(health: DaemonHealth, t: Translate): NodeStatus {
-  if (health.problem !== undefined && health.problem !== null && health.state !== "running") return { fill: "red", shape: "ring", text: health.problem.status };
+  if (health.problem !== undefined && health.problem !== null && health.state !== "running") return { fill: "red", shape: "ring", text: t(health.problem.status) };
   switch (health.state) {
     case "unknown":
       return {};
