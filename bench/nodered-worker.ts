@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import helper from "node-red-node-test-helper";
-import { SpawnCounter } from "../test/nodes/spawn-counter";
+import { SpawnCounter } from "./spawn-counter";
 import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, Reply, Request, SeqResult } from "./ipc";
 
 type NodeModule = (RED: never) => void;

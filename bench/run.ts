@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { submitCommand } from "../src/engine/client";
+import { submitCommand } from "../src/client/submit";
 import { killAllChildren, NodeRedWorker, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
 import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, SeqResult } from "./ipc";
 import { cpuSample, cpuUse, statusBytes, type CpuUse } from "./proc";

@@ -5,7 +5,7 @@ const tooOld = require("../dist/src/shared/node-version.js").cliNodeVersionCheck
 if (tooOld !== null) {
   process.exitCode = tooOld;
 } else {
-  require("../dist/src/engine/cli.js")
+  require("../dist/src/cli/cli.js")
     .main(process.argv.slice(2))
     .then((code) => {
       process.exitCode = code;

@@ -53,7 +53,7 @@ async function stopManagedDaemons() {
   } catch {
     return;
   }
-  const { stopLiveDaemon } = require(path.join(repo, "dist/src/engine/daemon-process.js"));
+  const { stopLiveDaemon } = require(path.join(repo, "dist/src/supervisor/daemon-process.js"));
   const { daemonFiles } = require(path.join(repo, "dist/src/protocol/paths.js"));
   for (const n of flows) {
     if (n.type !== "file-daemon" || (n.mode || "managed") !== "managed" || !n.commandsFile || !n.resultsFile) continue;

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { isPid, parseJsonLine } from "./command-line";
-import { isPidAlive, processStartTime } from "./liveness";
+import { isPidAlive, processStartTime } from "./io/liveness";
 import { FileDaemonError, fromFsError } from "./errors";
 import { PROTOCOL_VERSION } from "./version";
 import type { DaemonFiles } from "./paths";

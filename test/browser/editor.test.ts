@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node
 import os from "node:os";
 import path from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
-import { stopLiveDaemon } from "../../src/engine/daemon-process";
+import { stopLiveDaemon } from "../../src/supervisor/daemon-process";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
 import { launchChromium } from "./chromium";

@@ -3,8 +3,8 @@ import { execFile } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { submitCommand } from "../../src/engine/client";
-import { Daemon } from "../../src/engine/daemon";
+import { submitCommand } from "../../src/client/submit";
+import { Daemon } from "../../src/daemon/daemon";
 import { MAX_COMMAND_BYTES } from "../../src/protocol/command-line";
 import { useTempDir } from "../helpers/temp-dir";
 import { waitFor } from "../helpers/wait-for";
@@ -79,7 +79,7 @@ describe("bad input", () => {
     }
     // Root ignores permissions: ask a real unprivileged process (nobody) to submit.
     chmodSync(tmp.path, 0o755);
-    const script = `require(${JSON.stringify(path.join(__dirname, "..", "..", "src", "engine", "client.js"))}).submitCommand("true", ${JSON.stringify(tmp.file("commands"))}, ${JSON.stringify(tmp.file("results"))}, 0.2).then(() => console.log("OK"), (e) => console.log(e.code + ": " + e.message))`;
+    const script = `require(${JSON.stringify(path.join(__dirname, "..", "..", "src", "client", "submit.js"))}).submitCommand("true", ${JSON.stringify(tmp.file("commands"))}, ${JSON.stringify(tmp.file("results"))}, 0.2).then(() => console.log("OK"), (e) => console.log(e.code + ": " + e.message))`;
     const { stdout } = await run(process.execPath, ["-e", script], { uid: 65534, gid: 65534 });
     assert.match(stdout, /^PERMISSION: .*permission denied/);
   });

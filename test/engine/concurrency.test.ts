@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daemon } from "../../src/engine/daemon";
+import { Daemon } from "../../src/daemon/daemon";
 import { useTempDir } from "../helpers/temp-dir";
 
 const run = promisify(execFile);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { submitCommand } from "../../src/engine/client";
-import { Daemon } from "../../src/engine/daemon";
+import { submitCommand } from "../../src/client/submit";
+import { Daemon } from "../../src/daemon/daemon";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
 import { encodeRunning, decodeResults } from "../../src/protocol/result-record";
 import { startDaemonProcess, stopDaemonProcess, type DaemonProcess } from "../helpers/daemon-process";

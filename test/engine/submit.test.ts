@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { CommandFailedError, submitCommand } from "../../src/engine/client";
-import { Daemon } from "../../src/engine/daemon";
-import { isPidAlive } from "../../src/protocol/liveness";
+import { CommandFailedError, submitCommand } from "../../src/client/submit";
+import { Daemon } from "../../src/daemon/daemon";
+import { isPidAlive } from "../../src/protocol/io/liveness";
 import { useTempDir } from "../helpers/temp-dir";
 import { waitFor } from "../helpers/wait-for";
 

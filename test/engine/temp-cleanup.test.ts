@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { removeDeadWritersTemps } from "../../src/engine/temp-cleanup";
+import { removeDeadWritersTemps } from "../../src/daemon/temp-cleanup";
 import { useTempDir } from "../helpers/temp-dir";
 
 /** The pid of a child that has exited and been reaped: it names no process (until pids wrap). */

@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { submitCommand } from "../../src/engine/client";
-import { Daemon } from "../../src/engine/daemon";
+import { submitCommand } from "../../src/client/submit";
+import { Daemon } from "../../src/daemon/daemon";
 import { MAX_COMMAND_BYTES } from "../../src/protocol/command-line";
-import { pidNamespace } from "../../src/protocol/liveness";
+import { pidNamespace } from "../../src/protocol/io/liveness";
 import { decodeResults } from "../../src/protocol/result-record";
-import { appendArgument } from "../../src/nodes/exec-command";
+import { appendArgument } from "../../src/nodes/file-daemon-exec/exec-command";
 import { delay, hostilePayload, random, readOrEmpty, useTempDir, waitFor } from "./support";
 
 const TTL_MS = 600;

@@ -3,7 +3,7 @@
 // append mode, random payloads end to end, and the config node's allowlist.
 import assert from "node:assert/strict";
 import fs, { existsSync, readFileSync } from "node:fs";
-import { Daemon } from "../../src/engine/daemon";
+import { Daemon } from "../../src/daemon/daemon";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
 import { execFlow, helper, Inbox, lastStatus, node, OUR_NODES, useTestFiles, waitFor, waitForStatus, type FlowNode, type FlowOptions, type Msg } from "../nodes/support";
 import { delay, hostilePayload, random, readOrEmpty } from "./support";

@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs, { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { submitCommand } from "../../src/engine/client";
-import { Daemon } from "../../src/engine/daemon";
+import { submitCommand } from "../../src/client/submit";
+import { Daemon } from "../../src/daemon/daemon";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/daemon-info";
-import { pidNamespace } from "../../src/protocol/liveness";
-import { tryLock } from "../../src/protocol/lock";
+import { pidNamespace } from "../../src/protocol/io/liveness";
+import { tryLock } from "../../src/protocol/io/lock";
 import { daemonFiles } from "../../src/protocol/paths";
 import { decodeResults } from "../../src/protocol/result-record";
 import { CLI, IS_ROOT, NOBODY, REPO, procStatus, readOrEmpty, runCli, startDaemon, stopDaemon, submitInProcess, useTempDir, waitFor, type CliProcess } from "./support";
@@ -129,7 +129,7 @@ describe("hardening: file modes", function () {
 
 /** The suffix writeFileAtomicSync gives a temp: `X.<pid>.<hex>.tmp`. */
 const TEMP_NAME = /\.\d+\.[0-9a-f]+\.tmp$/;
-const ATOMIC_WRITE = path.join(REPO, "dist", "src", "protocol", "atomic-write.js");
+const ATOMIC_WRITE = path.join(REPO, "dist", "src", "protocol", "io", "atomic-write.js");
 const TRACED_CALLS = "open,openat,creat,chmod,fchmod,fchmodat";
 
 function hasStrace(): boolean {

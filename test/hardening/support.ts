@@ -12,7 +12,7 @@ import { delay, readOrEmpty } from "../helpers/small";
 export { waitFor };
 export const REPO = path.resolve(__dirname, "..", "..", "..");
 export const CLI = path.join(REPO, "bin", "file-daemon.js");
-const CLIENT = path.join(REPO, "dist", "src", "engine", "client.js");
+const CLIENT = path.join(REPO, "dist", "src", "client", "submit.js");
 export const NOBODY = 65534;
 export const IS_ROOT = process.getuid?.() === 0;
 

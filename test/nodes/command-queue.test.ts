@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CommandQueue, DEFAULT_MAX_WAITING, QueueClosedError, QueueFullError } from "../../src/engine/command-queue";
-import { RestartPolicy } from "../../src/engine/restart-policy";
+import { CommandQueue, DEFAULT_MAX_WAITING, QueueClosedError, QueueFullError } from "../../src/nodes/file-daemon-exec/command-queue";
+import { RestartPolicy } from "../../src/supervisor/restart-policy";
 
 /** A task that runs until the test settles it, or until aborted (then it rejects). */
 class Gate {

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { Daemon } from "../../src/engine/daemon";
-import { ALLOW_PAYLOAD_COMMAND_SETTING, DEFAULT_DIRECTORY_SETTING, KILL_SIGNALS } from "../../src/nodes/exec-policy";
+import { Daemon } from "../../src/daemon/daemon";
+import { ALLOW_PAYLOAD_COMMAND_SETTING, DEFAULT_DIRECTORY_SETTING, KILL_SIGNALS } from "../../src/nodes/file-daemon-exec/exec-policy";
 import { englishCatalog, lookup } from "./locale";
 import { execFlow, helper, Inbox, lastStatus, node, NR_PATH, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowOptions, type Msg } from "./support";
 
@@ -223,7 +223,7 @@ describe("file-daemon-exec status texts", function () {
   const catalog = englishCatalog();
   const sources = path.join(REPO, "src", "nodes");
   const keys = new Set<string>();
-  for (const file of readdirSync(sources).filter((name) => name.endsWith(".ts"))) {
+  for (const file of readdirSync(sources, { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".ts"))) {
     for (const match of readFileSync(path.join(sources, file), "utf8").matchAll(/"(file-daemon-exec\.status\.[A-Za-z]+)"/g)) keys.add(match[1] as string);
   }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { Daemon } from "../../src/engine/daemon";
-import { isGone } from "../../src/engine/daemon-process";
+import { Daemon } from "../../src/daemon/daemon";
+import { isGone } from "../../src/supervisor/daemon-process";
 import { execFlow, helper, Inbox, lastStatus, node, OUR_NODES, useTestFiles, waitFor, waitForStatus, type FlowOptions, type Msg } from "./support";
 
 /** The errors a node reported (done(err) reports them through node.error, which the helper spies on). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { coreNode, execFlow, helper, Inbox, node, OUR_NODES, useTestFiles, waitForStatus, type FlowNode } from "./support";
-import { SpawnCounter } from "./spawn-counter";
+import { SpawnCounter } from "../../bench/spawn-counter";
 
 const MESSAGES = 50;
 const timings: string[] = [];

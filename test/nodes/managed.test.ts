@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { Daemon } from "../../src/engine/daemon";
-import { isGone, stopLiveDaemon } from "../../src/engine/daemon-process";
+import { Daemon } from "../../src/daemon/daemon";
+import { isGone, stopLiveDaemon } from "../../src/supervisor/daemon-process";
 import { readLiveDaemon, type DaemonInfo } from "../../src/protocol/daemon-info";
 import { daemonFiles } from "../../src/protocol/paths";
 import { readOrEmpty } from "../helpers/small";

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
-import { stopLiveDaemon } from "../../src/engine/daemon-process";
+import { stopLiveDaemon } from "../../src/supervisor/daemon-process";
 import { daemonFiles, type DaemonFiles } from "../../src/protocol/paths";
 import { waitFor } from "../helpers/wait-for";
 import { englishTranslator } from "./locale";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daemon } from "../../src";
+import { Daemon } from "../../src/index";
 import { bytesOf, expectedCode, killPythons, markedCommand, readOrEmpty, runPython, SLEEP, useTempDir } from "./helpers";
 
 const execFileAsync = promisify(execFile);

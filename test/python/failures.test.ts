@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, utimesSync } from "node:fs";
-import { Daemon } from "../../src";
+import { Daemon } from "../../src/index";
 import {
   deadPid,
   delay,

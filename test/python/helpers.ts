@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Daemon, type DaemonOptions } from "../../src/engine/daemon";
+import { Daemon, type DaemonOptions } from "../../src/daemon/daemon";
 import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
 import { delay, readOrEmpty } from "../helpers/small";
 import { waitFor } from "../helpers/wait-for";

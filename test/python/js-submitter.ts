@@ -1,7 +1,7 @@
 // A JavaScript submitter process for the mixed-language concurrency test: runs COUNT commands
 // one after the other through submitCommand and prints one JSON line per command (with its
 // latency in seconds).
-import { submitCommand } from "../../src";
+import { submitCommand } from "../../src/index";
 import { markedCommand, SLEEP } from "./helpers";
 
 async function main(): Promise<void> {

@@ -1,0 +1,191 @@
+import { parseArgs } from "node:util";
+import { peekSync } from "../protocol/io/channel-state";
+import { decodeCommands } from "../protocol/command-record";
+import { readLiveDaemon } from "../protocol/daemon-info";
+import { FileDaemonError } from "../protocol/errors";
+import { channelFiles, daemonFiles } from "../protocol/paths";
+import { decodeResults, returnCodeLine } from "../protocol/result-record";
+import { CommandFailedError, submitCommand, type CommandResult } from "../client/submit";
+import { DEFAULT_SLEEP_TIME, MAX_SLEEP_TIME } from "../shared/settings";
+
+/** The largest timeout a submitter may ask for, in seconds (what a Node timer can hold). */
+const MAX_TIMEOUT_S = 2_147_483;
+
+export const SUBMIT_USAGE = `Usage: file-daemon submit -c COMMANDS -r RESULTS [options] [--] COMMAND...
+
+Hands COMMAND to the daemon serving these files and waits for it. Nothing is forked here:
+only the daemon runs it.
+
+Options:
+  -c, --commands PATH   the commands file the daemon reads
+  -r, --results PATH    the results file the daemon writes (not the same file as -c)
+  -s, --sleep S         seconds between looks when no change event arrives (default 0.5)
+  -t, --timeout S       kill the command's process group after S seconds (default: none)
+      --output          print the command's stdout and stderr (first 64 KiB of each)
+      --wait S          wait up to S seconds for a daemon to appear (default 5; 0 fails at once)
+  -h, --help            show this help
+
+Exit status (as timeout(1) and env(1) use them):
+  0-255    the command's own exit status
+  128+N    signal N ended the command (e.g. 137 for SIGKILL, 143 for SIGTERM)
+  124      the command ran past --timeout and was killed
+  125      file-daemon itself failed: bad option, no daemon, the daemon died, the command
+           was refused or could not be started...; the reason is on stderr
+
+Example (cron):  */5 * * * * file-daemon submit -c ~/fd/commands -r ~/fd/results -- backup.sh
+`;
+
+/** `file-daemon submit` exits with this when the command ran past its timeout, as timeout(1). */
+export const EXIT_TIMEOUT = 124;
+/** `file-daemon submit` exits with this when it failed itself (the reason is on stderr), as env(1). */
+export const EXIT_SUBMIT_FAILED = 125;
+
+export const STATUS_USAGE = `Usage: file-daemon status -c COMMANDS -r RESULTS
+
+Says whether a daemon serves these files, its pid, and what each channel holds.
+Exits 0 when a daemon is serving, 3 when none is.
+`;
+
+const FILE_OPTIONS = {
+  commands: { type: "string", short: "c" },
+  results: { type: "string", short: "r" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function requireFiles(values: { commands?: string | undefined; results?: string | undefined }): { commands: string; results: string } {
+  if (values.commands === undefined || values.results === undefined) {
+    throw new FileDaemonError("BAD_OPTION", "both --commands and --results are required (the same paths the daemon was started with)");
+  }
+  return { commands: values.commands, results: values.results };
+}
+
+/** Seconds given to an option: a plain number in [min, max], or a message that says so. */
+function secondsOption(value: string | undefined, flag: string, range: { min: number; max: number; above?: boolean; example: string }): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === "" ? Number.NaN : Number(value);
+  const low = range.above === true ? n > range.min : n >= range.min;
+  if (!Number.isFinite(n) || !low || n > range.max) {
+    const span = `${range.above === true ? "above" : "from"} ${range.min} ${range.above === true ? "and at most" : "to"} ${range.max}`;
+    throw new FileDaemonError("BAD_OPTION", `${flag} expects a number of seconds ${span} (e.g. ${range.example}), got '${value}'`);
+  }
+  return n;
+}
+
+/**
+ * node:util parseArgs's errors said in terms of `file-daemon COMMAND` (still BAD_OPTION, a usage
+ * error); anything else is returned as it is.
+ */
+export function fromParseArgsError(err: unknown, command: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS")) return err;
+  const option = (/'([^']+)'/.exec((err as Error).message)?.[1] ?? "").replace(/ <value>$/, "");
+  const help = `see file-daemon ${command} --help`;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const hint = command === "submit" ? `; if it is the command's, put the command after --: file-daemon submit -c C -r R -- ls ${option}` : "";
+    return new FileDaemonError("BAD_OPTION", `Unknown option '${option}' (${help})${hint}`, { cause: err });
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return new FileDaemonError("BAD_OPTION", `option ${option} needs a value (${help})`, { cause: err });
+  }
+  return new FileDaemonError("BAD_OPTION", `${(err as Error).message} (${help})`, { cause: err });
+}
+
+function parseCommandArgs<R>(command: string, parse: () => R): R {
+  try {
+    return parse();
+  } catch (err) {
+    throw fromParseArgsError(err, command);
+  }
+}
+
+export async function submitCli(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs("submit", () =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        ...FILE_OPTIONS,
+        sleep: { type: "string", short: "s" },
+        timeout: { type: "string", short: "t" },
+        output: { type: "boolean" },
+        wait: { type: "string" },
+      },
+    }),
+  );
+  if (values.help) {
+    process.stdout.write(SUBMIT_USAGE);
+    return 0;
+  }
+  const files = requireFiles(values);
+  const sleep = secondsOption(values.sleep, "-s/--sleep", { min: 0, above: true, max: MAX_SLEEP_TIME, example: "-s 0.5" });
+  const timeout = secondsOption(values.timeout, "-t/--timeout", { min: 0, max: MAX_TIMEOUT_S, example: "-t 30, or 0 for no limit" });
+  const wait = secondsOption(values.wait, "--wait", { min: 0, max: MAX_TIMEOUT_S, example: "--wait 10" });
+  if (positionals.length === 0) throw new FileDaemonError("BAD_COMMAND", "no command given; put it after --, e.g. file-daemon submit -c C -r R -- ls -l");
+  const abort = new AbortController();
+  process.once("SIGINT", () => abort.abort());
+  process.once("SIGTERM", () => abort.abort());
+  let result: CommandResult;
+  try {
+    result = await submitCommand(positionals.join(" "), files.commands, files.results, sleep ?? DEFAULT_SLEEP_TIME, {
+      capture: values.output ?? false,
+      signal: abort.signal,
+      // Options not given are left out, so the client's own defaults apply.
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(wait === undefined ? {} : { daemonWait: wait }),
+    });
+  } catch (err) {
+    if (err instanceof CommandFailedError && err.result !== null) printOutput(err.result);
+    throw err;
+  }
+  printOutput(result);
+  const code = returnCodeLine(result);
+  return code >= 0 ? code : EXIT_SUBMIT_FAILED;
+}
+
+/**
+ * The exit status of `file-daemon submit` when submitCli threw `err` (its message is printed by
+ * the caller): 124 for a timeout, 128+N for a command the daemon killed with signal N, else 125.
+ */
+export function submitFailureStatus(err: unknown): number {
+  if (!(err instanceof CommandFailedError)) return EXIT_SUBMIT_FAILED;
+  if (err.code === "TIMEOUT") return EXIT_TIMEOUT;
+  if (err.code === "KILLED" && err.result !== null) {
+    const code = returnCodeLine(err.result);
+    if (code >= 0) return code;
+  }
+  return EXIT_SUBMIT_FAILED;
+}
+
+function printOutput(result: CommandResult): void {
+  if (result.stdout !== null) process.stdout.write(result.stdout);
+  if (result.stderr !== null) process.stderr.write(result.stderr);
+  if (result.stdoutTruncated || result.stderrTruncated) process.stderr.write("file-daemon: output was cut at the capture limit\n");
+}
+
+export async function statusCli(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs("status", () => parseArgs({ args, options: FILE_OPTIONS }));
+  if (values.help) {
+    process.stdout.write(STATUS_USAGE);
+    return 0;
+  }
+  const files = daemonFiles(...Object.values(requireFiles(values)) as [string, string]);
+  const daemon = readLiveDaemon(files);
+  if (daemon === null) {
+    process.stdout.write(`not running: no file-daemon serves ${files.commands}\n`);
+    return 3;
+  }
+  process.stdout.write(`running: pid ${daemon.pid}, ${daemon.channels} channel(s), sleep ${daemon.sleepTime} s, since ${daemon.startedAt}, version ${daemon.version}\n`);
+  for (let i = 0; i < daemon.channels; i++) {
+    const channel = channelFiles(files, i);
+    const commands = decodeCommands(peekSync(channel.commands));
+    const results = decodeResults(peekSync(channel.results));
+    const parts: string[] = [];
+    if (commands.kind === "pending") parts.push(`queued ${commands.record.id}`);
+    if (results.kind === "running") parts.push(`running ${results.id}`);
+    if (results.kind === "done") parts.push(`result ${returnCodeLine(results)} for ${results.id} waiting to be collected`);
+    if (results.kind === "foreign") parts.push(`result ${results.code} waiting to be collected`);
+    if (results.kind === "garbage") parts.push("unreadable results file");
+    process.stdout.write(`  channel ${i}: ${parts.length === 0 ? "idle" : parts.join(", ")}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,341 @@
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { applyWrites, peekSync, withChannelLocked } from "../protocol/io/channel-state";
+import { validateCommand } from "../protocol/command-line";
+import { decodeCommands, type CommandRecord } from "../protocol/command-record";
+import { readLiveDaemon, servesFiles, type DaemonInfo } from "../protocol/daemon-info";
+import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
+import { writeFileAtomicSync } from "../protocol/io/atomic-write";
+import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
+import { isOwnerGone, pidNamespace } from "../protocol/io/liveness";
+import { effectiveStale } from "../protocol/io/lock";
+import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
+import { decodeResults, type DoneRecord, type ResultStatus } from "../protocol/result-record";
+import type { TraceAnchor } from "../protocol/taken-trace";
+import { look, place, type LookDecision, type Writes } from "../protocol/transitions";
+import { acquireSharedWatch, type DirectoryWatch } from "../protocol/io/dir-watch";
+import { checkPath, DEFAULT_DAEMON_WAIT, sleepTimeMs, timeoutMs } from "../shared/settings";
+
+export interface SubmitOptions {
+  /** Seconds the command may run before the daemon kills its process group; 0 = no limit. */
+  readonly timeout?: number;
+  /** Return stdout and stderr (each cut at the daemon's capture limit, 64 KiB by default). */
+  readonly capture?: boolean;
+  /**
+   * Aborting withdraws a command that has not started, or kills one that runs: with the signal
+   * named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM, sent to its whole
+   * process group, then SIGKILL after the daemon's kill grace.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Seconds to wait for a daemon to (re)appear before failing with DAEMON_NOT_RUNNING (default 5):
+   * one may be starting. A running command whose daemon dies fails with DAEMON_DIED at once,
+   * unless this is given: then a restarted daemon's report (INTERRUPTED) is awaited that long.
+   */
+  readonly daemonWait?: number;
+  /** Use change events (default); false polls every sleep_time only. */
+  readonly watch?: boolean;
+  /** Lock staleness in ms (must match the daemon's; default 10000). */
+  readonly stale?: number;
+}
+
+export interface CommandResult {
+  /** Exit status, or null when the command died of a signal. */
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly status: ResultStatus;
+  readonly message: string | null;
+  readonly stdout: Buffer | null;
+  readonly stderr: Buffer | null;
+  readonly stdoutTruncated: boolean;
+  readonly stderrTruncated: boolean;
+  readonly durationMs: number;
+  readonly id: string;
+  readonly channel: number;
+}
+
+/** The error for a command that did not end by itself; `result` is set when it did run. */
+export class CommandFailedError extends FileDaemonError {
+  constructor(
+    code: FileDaemonErrorCode,
+    message: string,
+    readonly result: CommandResult | null,
+  ) {
+    super(code, message);
+  }
+}
+
+const FAILURE_CODES: Partial<Record<ResultStatus, FileDaemonErrorCode>> = {
+  timeout: "TIMEOUT",
+  killed: "KILLED",
+  interrupted: "INTERRUPTED",
+  failed: "SPAWN_FAILED",
+  refused: "BAD_COMMAND",
+};
+
+/** How soon a submitter tries a busy lock again (ms), when that is sooner than sleep_time. */
+const BUSY_RETRY_MS = 2;
+
+/** Base names of a channel's lock directories: releasing one wakes a waiter on a busy lock. */
+function lockNames(channel: ChannelFiles): string[] {
+  return [lockPath(channel.commands), lockPath(channel.results)].map((file) => path.basename(file));
+}
+
+/** How many times a command that provably never started is placed again (PROTOCOL.md §5). */
+const MAX_REPLACEMENTS = 3;
+
+/**
+ * Runs `command` through the daemon serving `commandsPath` / `resultsPath` and resolves to
+ * its result. The seed's signature: `sleepTime` is in seconds. Only file operations: this
+ * never starts a process.
+ */
+export async function submitCommand(
+  command: string,
+  commandsPath: string,
+  resultsPath: string,
+  sleepTime: number,
+  options: SubmitOptions = {},
+): Promise<CommandResult> {
+  validateCommand(command);
+  const files = daemonFiles(checkPath(commandsPath, "commands"), checkPath(resultsPath, "results"));
+  if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", `the commands and results files must be different files, got ${files.commands} for both`);
+  const submission = new Submission(files, sleepTimeMs(sleepTime), options);
+  try {
+    return await submission.run(command);
+  } finally {
+    submission.close();
+  }
+}
+
+interface Placed {
+  readonly channel: ChannelFiles;
+  readonly anchor: TraceAnchor | null;
+}
+
+class Submission {
+  private readonly watch: DirectoryWatch;
+  private readonly releaseWatch: () => void;
+  /** The daemon's published staleness unless the caller set one. */
+  private stale: number;
+  private readonly timeoutMs: number;
+  private readonly daemonWaitMs: number;
+  /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
+  private readonly runningWaitMs: number;
+  private deadSince: number | null = null;
+  private killRequested = false;
+
+  constructor(
+    private readonly files: DaemonFiles,
+    private readonly sleepMs: number,
+    private readonly options: SubmitOptions,
+  ) {
+    this.timeoutMs = timeoutMs(options.timeout);
+    this.daemonWaitMs = timeoutMs(options.daemonWait ?? DEFAULT_DAEMON_WAIT, "daemonWait");
+    this.runningWaitMs = options.daemonWait === undefined ? 0 : this.daemonWaitMs;
+    this.stale = effectiveStale(options.stale);
+    ({ watch: this.watch, release: this.releaseWatch } = acquireSharedWatch(files.directories, options.watch ?? true));
+  }
+
+  close(): void {
+    this.releaseWatch();
+  }
+
+  async run(command: string): Promise<CommandResult> {
+    const record: CommandRecord = {
+      command,
+      id: randomUUID(),
+      pid: process.pid,
+      pidns: pidNamespace(),
+      timeoutMs: this.timeoutMs,
+      capture: this.options.capture ?? false,
+      legacy: false,
+    };
+    for (let placed = 1; ; placed++) {
+      const { channel, anchor } = await this.place(record);
+      const outcome = await this.await(channel, record.id, anchor);
+      if (outcome !== "vanished") return outcome;
+      if (placed > MAX_REPLACEMENTS) {
+        throw new FileDaemonError("LOST", `the command was removed from ${channel.commands} ${placed} times before the daemon took it (another program is writing these files?); it did not run`);
+      }
+    }
+  }
+
+  /** Writes the command into the first free channel, waiting for one to free up. */
+  private async place(record: CommandRecord): Promise<Placed> {
+    const offset = Math.floor(Math.random() * 64);
+    for (;;) {
+      this.throwIfAbortedBeforeStart();
+      const generation = this.watch.changes.generation;
+      const daemon = this.requireDaemon();
+      let busy = false;
+      const names = new Set<string>();
+      const locks = new Set<string>();
+      for (let i = 0; daemon !== null && i < daemon.channels; i++) {
+        const channel = channelFiles(this.files, (offset + i) % daemon.channels);
+        const outcome = this.tryPlace(channel, record);
+        if (outcome === "busy") busy = true;
+        else if (outcome !== null) return { channel, anchor: outcome.anchor };
+        names.add(path.basename(channel.commands)).add(path.basename(channel.results));
+        for (const name of lockNames(channel)) locks.add(name);
+      }
+      // A channel frees up when its results file is emptied; a held lock, within milliseconds.
+      if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(this.sleepMs, BUSY_RETRY_MS), this.options.signal, locks);
+      else await this.watch.changes.wait(generation, this.sleepMs, this.options.signal, daemon === null ? null : names);
+    }
+  }
+
+  private tryPlace(channel: ChannelFiles, record: CommandRecord): { readonly anchor: TraceAnchor | null } | "busy" | null {
+    // Hints first: a channel that is plainly in use is not worth locking.
+    if (decodeCommands(peekSync(channel.commands)).kind !== "empty") return null;
+    const hint = decodeResults(peekSync(channel.results));
+    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return null;
+    return withChannelLocked(channel, { stale: this.stale }, (state) => {
+      const decision = place(state, record, isOwnerGone);
+      if (decision.kind === "skip") return null;
+      applyWrites(state, decision.writes);
+      return { anchor: decision.anchor };
+    });
+  }
+
+  /** Waits for the command's result on `channel`; "vanished" when it provably never started. */
+  private async await(channel: ChannelFiles, id: string, anchor: TraceAnchor | null): Promise<CommandResult | "vanished"> {
+    let seenRunning = false;
+    const resultsOnly = new Set([path.basename(channel.results)]);
+    const locks = new Set(lockNames(channel));
+    for (;;) {
+      const generation = this.watch.changes.generation;
+      const aborted = this.options.signal?.aborted ?? false;
+      const hint = decodeResults(peekSync(channel.results));
+      let lookNow = true;
+      if (!seenRunning && hint.kind === "empty" && !aborted) {
+        // Still pending (a hint): no need to lock while the daemon has yet to take it.
+        const commands = decodeCommands(peekSync(channel.commands));
+        if (commands.kind === "pending" && commands.record.id === id) lookNow = !this.daemonAliveOrExcused(this.daemonWaitMs);
+      }
+      if (hint.kind === "running" && hint.id === id) {
+        seenRunning = true;
+        lookNow = !this.daemonAliveOrExcused(this.runningWaitMs);
+        if (aborted && !this.killRequested) this.requestKill(channel, id);
+      }
+      let busy = false;
+      if (lookNow) {
+        const step = withChannelLocked(channel, { stale: this.stale }, (state) => {
+          const decision = look(state, { id, anchor, seenRunning, aborted, daemonAlive: () => this.daemonAliveOrExcused(this.runningWaitMs), daemonExpected: () => this.daemonAliveOrExcused(this.daemonWaitMs) });
+          return this.act(channel, decision, (writes) => applyWrites(state, writes), () => state.confirmHeld());
+        });
+        if (step === "busy") busy = true;
+        else if (step === "running") seenRunning = true;
+        else if (step !== "pending") return step;
+      }
+      const abort = this.killRequested ? undefined : this.options.signal;
+      if (busy) {
+        // Someone holds a lock for a few file operations: look again when it is released.
+        await this.watch.changes.wait(this.watch.changes.generation, Math.min(this.sleepMs, BUSY_RETRY_MS), abort, locks);
+      } else {
+        // Pending or running, only the daemon's write of the results file can matter.
+        await this.watch.changes.wait(generation, this.sleepMs, abort, resultsOnly);
+      }
+    }
+  }
+
+  /** Performs what `look` decided, under the locks: returns the result, a state to wait in, "vanished", or throws. */
+  private act(channel: ChannelFiles, decision: LookDecision, write: (writes: Writes) => void, confirmHeld: () => void): CommandResult | "pending" | "running" | "vanished" {
+    switch (decision.kind) {
+      case "collect":
+        write(decision.writes);
+        return this.interpret(decision.done, channel.index);
+      case "wait":
+        return decision.state;
+      case "vanished":
+        return "vanished";
+      case "withdraw":
+        write(decision.writes);
+        // "Did not run" is only true if nobody took the lock from us meanwhile (PROTOCOL.md §2).
+        confirmHeld();
+        if (decision.because === "aborted") throw new FileDaemonError("ABORTED", "aborted before the command started; it was withdrawn and did not run");
+        throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon has served ${this.files.commands} for ${this.daemonWaitMs / 1000} s; the command was withdrawn and did not run. Start the daemon (file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000})`);
+      case "daemon-died":
+        // Nobody will write this result now; leave the channel free for the next daemon.
+        write(decision.writes);
+        throw new FileDaemonError("DAEMON_DIED", `the file-daemon serving ${this.files.commands} died while the command ran; its outcome is unknown and it will not be run again`);
+      case "unknown":
+        throw new FileDaemonError(
+          "INTERRUPTED",
+          decision.taken
+            ? `the daemon took the command but its result disappeared from ${channel.results} (taken by another program reading these files?); its outcome is unknown and it is not run again`
+            : `the command disappeared from ${channel.commands} and the daemon's trace cannot show whether it started; its outcome is unknown and it is not run again`,
+        );
+    }
+  }
+
+  /** True while a daemon is alive, or has been gone for less than `waitMs` (it may be restarting). */
+  private daemonAliveOrExcused(waitMs: number): boolean {
+    if (readLiveDaemon(this.files) !== null) {
+      this.deadSince = null;
+      return true;
+    }
+    this.deadSince ??= performance.now();
+    return performance.now() - this.deadSince < waitMs;
+  }
+
+  /** Asks the daemon to kill the running command, with the signal named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM. */
+  private requestKill(channel: ChannelFiles, id: string): void {
+    this.killRequested = true;
+    const reason: unknown = this.options.signal?.reason;
+    try {
+      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }));
+    } catch (err) {
+      throw fromFsError(err, channel.kill, "cannot ask the daemon to kill the command:");
+    }
+  }
+
+  private interpret(done: DoneRecord, channel: number): CommandResult {
+    const result: CommandResult = {
+      code: done.code,
+      signal: done.signal,
+      status: done.status,
+      message: done.message,
+      stdout: done.stdout,
+      stderr: done.stderr,
+      stdoutTruncated: done.stdoutTruncated,
+      stderrTruncated: done.stderrTruncated,
+      durationMs: done.durationMs,
+      id: done.id,
+      channel,
+    };
+    const failure = FAILURE_CODES[done.status];
+    if (failure === undefined) return result;
+    const message = done.message ?? `the command ended with status ${done.status}`;
+    throw new CommandFailedError(failure, message, result);
+  }
+
+  /** The live daemon serving our files, or null while one may still appear; throws when none will. */
+  private requireDaemon(): DaemonInfo | null {
+    const daemon = readLiveDaemon(this.files);
+    if (daemon !== null) {
+      const mismatch = servesFiles(daemon, this.files);
+      if (mismatch !== null) throw mismatch;
+      this.deadSince = null;
+      if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
+      return daemon;
+    }
+    // A missing or unusable directory is not a daemon that is still starting: say so at once.
+    for (const dir of this.files.directories) {
+      try {
+        fs.accessSync(dir);
+      } catch (err) {
+        throw fromFsError(err, dir, "cannot use directory");
+      }
+    }
+    this.deadSince ??= performance.now();
+    if (performance.now() - this.deadSince >= this.daemonWaitMs) {
+      throw new FileDaemonError("DAEMON_NOT_RUNNING", `no file-daemon served ${this.files.commands} within ${this.daemonWaitMs / 1000} s; start it with: file-daemon ${this.files.results} ${this.files.commands} ${this.sleepMs / 1000}`);
+    }
+    return null;
+  }
+
+  private throwIfAbortedBeforeStart(): void {
+    if (this.options.signal?.aborted) throw new FileDaemonError("ABORTED", "aborted before the command was placed; it did not run");
+  }
+}

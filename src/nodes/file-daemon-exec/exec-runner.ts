@@ -1,0 +1,193 @@
+import { CommandFailedError, submitCommand, type CommandResult } from "../../client/submit";
+import { CommandQueue } from "./command-queue";
+import { pause } from "../../shared/pause";
+import { timeoutMs } from "../../shared/settings";
+import { NotAllowedError } from "../file-daemon/allowlist";
+import { daemonProblemError, healthStatus, type DaemonConnection, type DaemonHealth } from "../file-daemon/daemon-connection";
+import { commandFor } from "./exec-command";
+import { PayloadCommandForbiddenError, killSignal } from "./exec-policy";
+import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
+import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction, Translate } from "../node-red-types";
+
+/** A `file-daemon-exec` node as the editor saves it. */
+export interface ExecDef extends NodeDef {
+  readonly daemon?: string;
+  readonly command?: string;
+  readonly appendPayload?: boolean;
+  /** Seconds, 0 = none; msg.timeout overrides it. */
+  readonly timeout?: number | string;
+  readonly capture?: boolean;
+  readonly failOnNonZero?: boolean;
+}
+
+/** What the runtime around an exec node decides: its language, log level and the admin's policy. */
+export interface ExecEnvironment {
+  readonly t: Translate;
+  /** Node-RED runs with `verbose`: every submitted command line is logged. */
+  readonly verbose: boolean;
+  /** False when settings.js forbids msg.payload as the whole command. */
+  readonly payloadCommandAllowed: boolean;
+}
+
+/** Node-RED gives a closing node 15 s; running commands are killed well within that. */
+const CLOSE_WAIT_MS = 12_000;
+const CLOSED = "the node was closed (redeploy or Node-RED stopping)";
+
+/**
+ * What one exec node does with its messages: build the command, queue it, submit it through
+ * the daemon's files (never a process of its own), and report the outcome on msg and status.
+ */
+export class ExecRunner {
+  private readonly queue: CommandQueue<CommandResult>;
+  private readonly unsubscribe: () => void;
+  /** One per submission in progress: aborted with a signal name by msg.kill. */
+  private readonly submissions = new Set<AbortController>();
+  /** What the status shows when nothing runs or waits: the last outcome or daemon change. */
+  private idleStatus: NodeStatus;
+  private closing = false;
+
+  constructor(
+    private readonly node: Node,
+    private readonly def: ExecDef,
+    private readonly daemon: DaemonConnection,
+    private readonly env: ExecEnvironment,
+  ) {
+    this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
+    this.idleStatus = healthStatus(daemon.health, env.t);
+    this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
+    this.showStatus();
+  }
+
+  handle(msg: NodeMessage, send: SendFunction, done: DoneFunction): void {
+    if (msg.kill) {
+      // Like the core exec node: msg.kill stops what runs; it is not a command itself.
+      this.kill(msg, done);
+      return;
+    }
+    let command: string;
+    let timeout: number;
+    try {
+      const fixed = this.def.command ?? "";
+      if (fixed.trim() === "" && !this.env.payloadCommandAllowed) throw new PayloadCommandForbiddenError();
+      command = commandFor({ command: fixed, appendPayload: this.def.appendPayload === true }, msg.payload);
+      this.checkAllowed(command);
+      timeout = this.timeoutFor(msg);
+    } catch (err) {
+      this.fail(msg, err, done);
+      return;
+    }
+    const capture = this.def.capture === true;
+    const { commandsFile, resultsFile, sleepTime } = this.daemon;
+    this.queue
+      .push((queueSignal) => {
+        // The queue aborts with an Error (node closed: SIGTERM); msg.kill with a signal name.
+        const submission = new AbortController();
+        const forward = () => submission.abort(queueSignal.reason);
+        if (queueSignal.aborted) forward();
+        else queueSignal.addEventListener("abort", forward, { once: true });
+        this.submissions.add(submission);
+        if (this.env.verbose) this.node.log(`running: ${command}`);
+        const options = { timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds() };
+        return submitCommand(command, commandsFile, resultsFile, sleepTime, options).finally(() => {
+          this.submissions.delete(submission);
+          queueSignal.removeEventListener("abort", forward);
+        });
+      })
+      .then(
+        (result) => this.succeed(msg, result, send, done),
+        (err: unknown) => this.fail(msg, err, done),
+      );
+  }
+
+  /**
+   * msg.kill: every command this node has at the daemon gets the signal (its whole process
+   * group); one not started yet is withdrawn. Messages waiting in the node's queue still run.
+   */
+  private kill(msg: NodeMessage, done: DoneFunction): void {
+    let signal: string;
+    try {
+      signal = killSignal(msg.kill);
+    } catch (err) {
+      this.fail(msg, err, done);
+      return;
+    }
+    // The client reads the abort's reason as the signal to send (SubmitOptions.signal).
+    for (const submission of this.submissions) submission.abort(signal);
+    done();
+  }
+
+  /** Refuses waiting messages, kills running commands, and resolves once they ended (bounded). */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.unsubscribe();
+    const stopped = new AbortController();
+    await Promise.race([this.queue.close(CLOSED), pause(CLOSE_WAIT_MS, stopped.signal)]);
+    stopped.abort();
+  }
+
+  private succeed(msg: NodeMessage, result: CommandResult, send: SendFunction, done: DoneFunction): void {
+    const capture = this.def.capture === true;
+    if (this.def.failOnNonZero === true && isNonZero(result)) {
+      this.fail(msg, new NonZeroExitError(result), done, result);
+      return;
+    }
+    applyResult(msg, result, capture);
+    this.idleStatus = resultStatus(result, this.env.t);
+    this.showStatus();
+    send(msg);
+    done();
+  }
+
+  /** Ends the message with an error a Catch node sees; msg.rc (and output) when it ran. */
+  private fail(msg: NodeMessage, err: unknown, done: DoneFunction, ran: CommandResult | null = null): void {
+    const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
+    if (result !== null) {
+      msg.rc = returnCode(result);
+      if (this.def.capture === true) {
+        msg.stdout = result.stdout?.toString("utf8") ?? "";
+        msg.stderr = result.stderr?.toString("utf8") ?? "";
+      }
+    }
+    // No daemon because its directory or files need fixing: the message says why, and how.
+    const problem = daemonProblemError(this.daemon.health, err);
+    const error = problem ?? (err instanceof Error ? err : new Error(String(err)));
+    if (this.closing && !error.message.startsWith(CLOSED)) error.message = errorCode(error) === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${error.message}`;
+    this.idleStatus = problem !== null ? healthStatus(this.daemon.health, this.env.t) : failureStatus(error, result, this.env.t);
+    this.showStatus();
+    done(error);
+  }
+
+  /**
+   * Refuses a command the config node's allowlist does not name, before anything is queued or
+   * written. In append mode the node's own command is checked: the payload is one quoted argument.
+   */
+  private checkAllowed(command: string): void {
+    const allowlist = this.daemon.allowlist;
+    if (allowlist === null) return;
+    const fixed = (this.def.command ?? "").trim();
+    const appended = fixed !== "" && this.def.appendPayload === true;
+    const checked = appended ? fixed : command;
+    if (!allowlist.allows(checked)) throw new NotAllowedError(checked, appended ? "the node's command" : "the command");
+  }
+
+  private timeoutFor(msg: NodeMessage): number {
+    if (msg.timeout !== undefined && msg.timeout !== null) return timeoutMs(msg.timeout, "msg.timeout") / 1000;
+    return timeoutMs(this.def.timeout, "the node's timeout") / 1000;
+  }
+
+  private onHealth(health: DaemonHealth): void {
+    this.queue.setConcurrency(Math.max(1, health.channels));
+    this.idleStatus = healthStatus(health, this.env.t);
+    this.showStatus();
+  }
+
+  private showStatus(): void {
+    if (this.closing) return;
+    const { waitingCount, runningCount } = this.queue;
+    const { t } = this.env;
+    if (waitingCount >= this.queue.maxWaiting) this.node.status({ fill: "red", shape: "dot", text: t("file-daemon-exec.status.queueFull") });
+    else if (waitingCount > 0) this.node.status({ fill: "blue", shape: "dot", text: t("file-daemon-exec.status.queued", { count: String(waitingCount) }) });
+    else if (runningCount > 0) this.node.status({ fill: "blue", shape: "dot", text: t("file-daemon-exec.status.running") });
+    else this.node.status(this.idleStatus);
+  }
+}
