@@ -5,7 +5,8 @@ import { parseArgs } from "node:util";
 import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
 import { Daemon } from "../daemon/daemon";
 import { LineLogger } from "../shared/log";
-import { leasePath, watchSupervision } from "../supervisor/supervision-lease";
+import { leasePath } from "../protocol/supervision-lease";
+import { watchSupervision } from "../daemon/supervision-watch";
 import { dropPrivileges, lookupUser } from "../daemon/privileges";
 import { channelCount, sleepTimeMs } from "../shared/settings";
 

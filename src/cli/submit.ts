@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { peekSync } from "../protocol/io/channel-state";
 import { decodeCommands } from "../protocol/command-record";
-import { readLiveDaemon } from "../protocol/daemon-info";
+import { readLiveDaemon } from "../protocol/io/live-daemon";
 import { FileDaemonError } from "../protocol/errors";
 import { channelFiles, daemonFiles } from "../protocol/paths";
 import { decodeResults, returnCodeLine } from "../protocol/result-record";

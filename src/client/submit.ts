@@ -4,12 +4,14 @@ import path from "node:path";
 import { applyWrites, peekSync, withChannelLocked } from "../protocol/io/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
-import { readLiveDaemon, servesFiles, type DaemonInfo } from "../protocol/daemon-info";
+import { type DaemonInfo } from "../protocol/daemon-info";
+import { readLiveDaemon, checkServes } from "../protocol/io/live-daemon";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
+import { FAILURE_CODES } from "../protocol/outcome-codes";
 import { writeFileAtomicSync } from "../protocol/io/atomic-write";
 import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
 import { isOwnerGone, pidNamespace } from "../protocol/io/liveness";
-import { effectiveStale } from "../protocol/io/lock";
+import { effectiveStale } from "../protocol/limits";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
 import { decodeResults, type DoneRecord, type ResultStatus } from "../protocol/result-record";
 import type { TraceAnchor } from "../protocol/taken-trace";
@@ -65,14 +67,6 @@ export class CommandFailedError extends FileDaemonError {
     super(code, message);
   }
 }
-
-const FAILURE_CODES: Partial<Record<ResultStatus, FileDaemonErrorCode>> = {
-  timeout: "TIMEOUT",
-  killed: "KILLED",
-  interrupted: "INTERRUPTED",
-  failed: "SPAWN_FAILED",
-  refused: "BAD_COMMAND",
-};
 
 /** How soon a submitter tries a busy lock again (ms), when that is sooner than sleep_time. */
 const BUSY_RETRY_MS = 2;
@@ -305,7 +299,7 @@ class Submission {
       channel,
     };
     const failure = FAILURE_CODES[done.status];
-    if (failure === undefined) return result;
+    if (failure === null) return result;
     const message = done.message ?? `the command ended with status ${done.status}`;
     throw new CommandFailedError(failure, message, result);
   }
@@ -314,7 +308,7 @@ class Submission {
   private requireDaemon(): DaemonInfo | null {
     const daemon = readLiveDaemon(this.files);
     if (daemon !== null) {
-      const mismatch = servesFiles(daemon, this.files);
+      const mismatch = checkServes(daemon, this.files);
       if (mismatch !== null) throw mismatch;
       this.deadSince = null;
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);

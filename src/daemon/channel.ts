@@ -12,7 +12,8 @@ import { decodeKillRequest } from "../protocol/kill-request";
 import { newTrace } from "../protocol/taken-trace";
 import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
-import { maxChannelFileBytes, unreadableFileReason, unsafeCommandsReason } from "./file-safety";
+import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
+import { maxChannelFileBytes } from "../protocol/limits";
 import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
 
 export interface ChannelContext {

@@ -1,20 +1,22 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_FILE_MODE } from "../protocol/io/atomic-write";
+import { DEFAULT_FILE_MODE } from "../protocol/limits";
 import type { DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { processStartTime } from "../protocol/io/liveness";
-import { effectiveStale } from "../protocol/io/lock";
+import { effectiveStale } from "../protocol/limits";
 import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
 import { DaemonChannel } from "./channel";
 import { DaemonPresence, SETTLE_MS } from "./presence";
 import { DirectoryWatch } from "../protocol/io/dir-watch";
 import { silentLogger, type Logger } from "../shared/log";
 import { removePidfile, writePidfile } from "./pidfile";
-import { closeWarmShells, DEFAULT_CAPTURE_LIMIT } from "./run-command";
+import { closeWarmShells } from "./run-command";
+import { DEFAULT_CAPTURE_LIMIT } from "../protocol/limits";
 import { channelCount, checkPath, sleepTimeMs } from "../shared/settings";
-import { checkFilesAreSafe, maxChannelFileBytes } from "./file-safety";
+import { checkFilesAreSafe } from "./file-safety";
+import { maxChannelFileBytes } from "../protocol/limits";
 import { removeDeadWritersTemps } from "./temp-cleanup";
 import { VERSION } from "../shared/version";
 

@@ -3,15 +3,6 @@ import path from "node:path";
 import { FileDaemonError } from "../protocol/errors";
 import { channelFiles, type DaemonFiles } from "../protocol/paths";
 
-/**
- * The largest commands or results file the daemon reads. A real one holds at most a 64 KiB
- * command, or the captured output of two streams in base64 plus a line of JSON, so anything
- * bigger is garbage, and reading it whole could fill the daemon's memory.
- */
-export function maxChannelFileBytes(captureLimit: number): number {
-  return 1024 * 1024 + 3 * captureLimit;
-}
-
 function daemonUid(): number {
   return process.getuid?.() ?? 0;
 }

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { writeFileAtomicSync } from "../protocol/io/atomic-write";
-import { encodeDaemonInfo, readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { encodeDaemonInfo, type DaemonInfo } from "../protocol/daemon-info";
+import { readLiveDaemon } from "../protocol/io/live-daemon";
 import { daemonLockState, refreshDaemonLock, releaseDaemonLock, takeDaemonLock } from "../protocol/io/daemon-lock";
 import { FileDaemonError } from "../protocol/errors";
 import type { DaemonFiles } from "../protocol/paths";

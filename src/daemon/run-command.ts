@@ -2,9 +2,6 @@ import type { ChildProcess, SpawnOptions } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { Outcome, ResultStatus } from "../protocol/result-record";
 
-/** Captured output is cut after this many bytes per stream; the rest is read and dropped. */
-export const DEFAULT_CAPTURE_LIMIT = 65_536;
-
 export interface RunOptions {
   readonly shell: string;
   readonly timeoutMs: number;

@@ -1,7 +1,6 @@
 import { FileDaemonError } from "./errors";
+import { MAX_COMMAND_BYTES } from "./limits";
 
-/** Largest command accepted, in UTF-8 bytes (well under Linux's 128 KiB per-argument limit). */
-export const MAX_COMMAND_BYTES = 65_536;
 
 /**
  * Checks that `command` can travel as line 1 of the commands file and reach the shell byte

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { firstTwoLines, isBlank, isId, isPid, parseJsonLine } from "./command-line";
+import { MAX_TIMEOUT_MS } from "./limits";
 import { PROTOCOL_VERSION } from "./version";
 
 /** What a submitter writes into a channel's commands file (see PROTOCOL.md §4, "commands file"). */
@@ -15,9 +16,6 @@ export interface CommandRecord {
   /** Written by a seed-style submitter: line 1 only, no metadata. */
   readonly legacy: boolean;
 }
-
-/** The largest timeout line 2 may carry, in ms (what a timer can hold). */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 const LINE2_KEYS = new Set(["v", "id", "pid", "pidns", "timeout", "capture"]);
 

@@ -1,8 +1,5 @@
-import fs from "node:fs";
-import path from "node:path";
 import { isPid, parseJsonLine } from "./command-line";
-import { isPidAlive, processStartTime } from "./io/liveness";
-import { FileDaemonError, fromFsError } from "./errors";
+import { FileDaemonError } from "./errors";
 import { PROTOCOL_VERSION } from "./version";
 import type { DaemonFiles } from "./paths";
 
@@ -49,54 +46,16 @@ export function decodeDaemonInfo(content: string): PublishedInfo | null {
 }
 
 /**
- * The daemon serving these files, or null. Alive means: its info file names a process that
- * still runs (same start time, so a reused pid does not count) and its lock directory exists.
- * Throws PERMISSION when the files cannot be looked at: that is not "no daemon".
- */
-export function readLiveDaemon(files: DaemonFiles): PublishedInfo | null {
-  let info: PublishedInfo | null;
-  try {
-    info = decodeDaemonInfo(fs.readFileSync(files.info, "utf8"));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EACCES" || code === "EPERM") throw fromFsError(err, files.info, "cannot read");
-    return null;
-  }
-  if (info === null || !isDaemonAlive(info)) return null;
-  try {
-    fs.statSync(files.daemonLock);
-  } catch {
-    return null;
-  }
-  return info;
-}
-
-/** Whether the process `info` names still runs: same pid and, where /proc tells, the same start time. */
-export function isDaemonAlive(info: Pick<DaemonInfo, "pid" | "startTime">): boolean {
-  if (info.startTime !== null) return processStartTime(info.pid) === info.startTime;
-  return isPidAlive(info.pid);
-}
-
-/**
  * Whether a submitter on `files` may hand commands to the daemon that published `info`
  * (PROTOCOL.md §3, "serves"): it must speak this protocol version and write the results file
  * the submitter reads. Otherwise a command would run and its result never be seen.
  */
-export function servesFiles(info: PublishedInfo, files: DaemonFiles): FileDaemonError | null {
+export function servesFiles(info: PublishedInfo, files: DaemonFiles, sameFile: (a: string, b: string) => boolean): FileDaemonError | null {
   if (info.v !== PROTOCOL_VERSION) {
     return new FileDaemonError("INCOMPATIBLE", `the file-daemon serving ${files.commands} speaks protocol version ${JSON.stringify(info.v)}; this client speaks version ${PROTOCOL_VERSION}: install the same version of file-daemon on both sides`);
   }
-  if (!samePath(info.results, files.results) || !samePath(info.commands, files.commands)) {
+  if (!sameFile(info.results, files.results) || !sameFile(info.commands, files.commands)) {
     return new FileDaemonError("BAD_OPTION", `the file-daemon serving ${info.commands} writes its results to ${info.results}, but this submitter reads ${files.results}: use the same commands and results files as the daemon`);
   }
   return null;
-}
-
-function samePath(a: string, b: string): boolean {
-  if (a === b) return true;
-  try {
-    return fs.realpathSync(path.dirname(a)) === fs.realpathSync(path.dirname(b)) && path.basename(a) === path.basename(b);
-  } catch {
-    return false;
-  }
 }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { packageRoot } from "../shared/package-root";
-import { readLiveDaemon } from "../protocol/daemon-info";
+import { readLiveDaemon } from "../protocol/io/live-daemon";
 import { isPidAlive, processStartTime } from "../protocol/io/liveness";
 import type { DaemonFiles } from "../protocol/paths";
 import { pause } from "../shared/pause";

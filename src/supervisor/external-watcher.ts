@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
-import { readLiveDaemon, type DaemonInfo } from "../protocol/daemon-info";
+import { type DaemonInfo } from "../protocol/daemon-info";
+import { readLiveDaemon } from "../protocol/io/live-daemon";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
 import { pause } from "../shared/pause";
 import { checkPath } from "../shared/settings";

@@ -1,10 +1,12 @@
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
-import { readLiveDaemon, servesFiles, type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
+import { type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
+import { readLiveDaemon, checkServes } from "../protocol/io/live-daemon";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
 import { isGone, KILL_WAIT_MS, launchDaemon, logTail, STOP_TIMEOUT_MS, terminateDaemon, type DaemonExit } from "./daemon-process";
-import { isLeaseLive, leasePath, readLease, writeOwnLease } from "./supervision-lease";
+import { leasePath } from "../protocol/supervision-lease";
+import { isLeaseLive, readLease, writeOwnLease } from "../protocol/io/supervision-lease";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy";
 import { channelCount, checkPath, sleepTimeMs } from "../shared/settings";
 import { pause, untilAborted } from "../shared/pause";
@@ -252,7 +254,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /** Whether a daemon found at start-up runs with other settings than the ones asked for. */
   private differs(live: PublishedInfo): boolean {
-    return servesFiles(live, this.files) !== null || live.channels !== this.channels || live.sleepTime !== sleepTimeMs(this.options.sleepTime) / 1000;
+    return checkServes(live, this.files) !== null || live.channels !== this.channels || live.sleepTime !== sleepTimeMs(this.options.sleepTime) / 1000;
   }
 
   /**
@@ -271,7 +273,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   /** Names this process in the lease (on start and adoption: a new Node-RED takes it over). */
   private async holdLease(): Promise<void> {
     try {
-      await writeOwnLease(this.leaseFile);
+      writeOwnLease(this.leaseFile);
     } catch {
       // The daemon could not write here either (it would refuse the directory); its own
       // errors say why. Without a lease a daemon we start stops after its grace, and is restarted.
@@ -283,7 +285,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    * written again. One naming another live process (another Node-RED adopted the daemon) is left.
    */
   private async keepLease(): Promise<void> {
-    if (!(await isLeaseLive(readLease(this.leaseFile)))) await this.holdLease();
+    if (!isLeaseLive(readLease(this.leaseFile))) await this.holdLease();
   }
 
   /** After the daemon was stopped: the lease goes, if it still names this process. */

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
 import { stopLiveDaemon } from "../../src/supervisor/daemon-process";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { daemonFiles } from "../../src/protocol/paths";
 import { launchChromium } from "./chromium";
 import { REPO, startNodeRed, type NodeRed } from "./node-red-process";

@@ -6,7 +6,7 @@ import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
 import { withChannelLocked } from "../../src/protocol/io/channel-state";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { channelFiles, daemonFiles } from "../../src/protocol/paths";
 import { decodeResults } from "../../src/protocol/result-record";
 import { decodeTrace } from "../../src/protocol/taken-trace";

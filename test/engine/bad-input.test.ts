@@ -5,7 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
-import { MAX_COMMAND_BYTES } from "../../src/protocol/command-line";
+import { MAX_COMMAND_BYTES } from "../../src/protocol/limits";
 import { useTempDir } from "../helpers/temp-dir";
 import { waitFor } from "../helpers/wait-for";
 

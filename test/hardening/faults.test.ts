@@ -9,7 +9,7 @@ import path from "node:path";
 import { CommandFailedError, submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
 import { Supervisor, type SupervisorStatus } from "../../src/supervisor/supervisor";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { daemonFiles } from "../../src/protocol/paths";
 import { delay, IS_ROOT, NOBODY, readOrEmpty, runCli, spawnCli, startDaemon, stopDaemon, submitInProcess, useTempDir, waitFor, type CliProcess } from "./support";
 

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from "node:child_process";
 import fs, { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { CommandFailedError, submitCommand } from "../../src/client/submit";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { daemonFiles } from "../../src/protocol/paths";
 import { CLI, delay, isGonePid, openFds, procStat, procStatus, readOrEmpty, runCli, startDaemon, stopDaemon, useTempDir, waitFor, zombieChildren, type CliProcess } from "./support";
 

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
-import { MAX_COMMAND_BYTES } from "../../src/protocol/command-line";
+import { MAX_COMMAND_BYTES } from "../../src/protocol/limits";
 import { pidNamespace } from "../../src/protocol/io/liveness";
 import { decodeResults } from "../../src/protocol/result-record";
 import { appendArgument } from "../../src/nodes/file-daemon-exec/exec-command";

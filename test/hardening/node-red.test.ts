@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import fs, { existsSync, readFileSync } from "node:fs";
 import { Daemon } from "../../src/daemon/daemon";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { execFlow, helper, Inbox, lastStatus, node, OUR_NODES, useTestFiles, waitFor, waitForStatus, type FlowNode, type FlowOptions, type Msg } from "../nodes/support";
 import { delay, hostilePayload, random, readOrEmpty } from "./support";
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { pidNamespace } from "../../src/protocol/io/liveness";
 import { tryLock } from "../../src/protocol/io/lock";
 import { daemonFiles } from "../../src/protocol/paths";

@@ -4,7 +4,7 @@ import { execFile, spawn, type ChildProcess, type StdioOptions } from "node:chil
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { useTempDir as sharedTempDir } from "../helpers/temp-dir";
-import { readLiveDaemon } from "../../src/protocol/daemon-info";
+import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { daemonFiles } from "../../src/protocol/paths";
 import { waitFor } from "../helpers/wait-for";
 import { delay, readOrEmpty } from "../helpers/small";

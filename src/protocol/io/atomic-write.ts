@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-
-/** File mode for everything the protocol creates: owner-only unless the user widens it. */
-export const DEFAULT_FILE_MODE = 0o600;
+import { DEFAULT_FILE_MODE } from "../limits";
 
 // The protocol's file operations are synchronous on purpose, and named so: each is a few
 // microseconds on a local file, while a libuv thread-pool round trip per step made a command's

@@ -1,4 +1,5 @@
-import { DEFAULT_FILE_MODE, readFileOrEmptySync, writeFileAtomicSync } from "./atomic-write";
+import { readFileOrEmptySync, writeFileAtomicSync } from "./atomic-write";
+import { DEFAULT_FILE_MODE } from "../limits";
 import { decodeCommands, type DecodedCommands } from "../command-record";
 import { FileDaemonError, fromFsError } from "../errors";
 import { tryLock, type HeldLock, type LockOptions } from "./lock";

@@ -1,5 +1,6 @@
 import fs from "node:fs";
-import { decodeDaemonInfo, isDaemonAlive } from "../daemon-info";
+import { decodeDaemonInfo } from "../daemon-info";
+import { isDaemonAlive } from "./live-daemon";
 import { FileDaemonError, fromFsError } from "../errors";
 import type { DaemonFiles } from "../paths";
 

@@ -4,17 +4,6 @@ import lockfile from "proper-lockfile";
 import { fromFsError } from "../errors";
 import { lockPath } from "../paths";
 
-/** Default staleness of a lock, in ms (proper-lockfile's default). */
-export const DEFAULT_STALE_MS = 10_000;
-
-/** The smallest staleness any party uses (proper-lockfile's own floor): smaller values are raised to it. */
-export const MIN_STALE_MS = 2000;
-
-/** The one place where a requested or published staleness becomes the one in force (PROTOCOL.md §2). */
-export function effectiveStale(stale: number | undefined): number {
-  return Math.max(MIN_STALE_MS, stale ?? DEFAULT_STALE_MS);
-}
-
 export interface LockOptions {
   /** A lock whose mtime is further than this from now (either way) is stale. */
   readonly stale: number;
