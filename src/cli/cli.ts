@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { EXIT } from "../shared/exit-status";
 import { FileDaemonError } from "../protocol/errors";
 import { isDetachedStage, notifyLauncher, RUN_USAGE, runDaemonCli, wasLogged } from "./run-daemon";
 import { LineLogger } from "../shared/log";
@@ -52,8 +53,7 @@ function mistypedCommand(first: string, rest: string[]): string | null {
 }
 
 /**
- * Exit codes: the command's own for submit (124 timeout, 125 failure: see SUBMIT_USAGE); 0 ok,
- * 1 runtime failure, 2 usage, 3 not running.
+ * Exit codes: see shared/exit-status.ts (the command's own for submit).
  * An error message ends with its code in brackets (`… [ALREADY_RUNNING]`), a stable marker that
  * programs (the supervisor) match instead of the wording.
  */
@@ -63,14 +63,14 @@ export async function main(args: string[]): Promise<number> {
     if (first === undefined || first === "--help" || first === "-h" || first === "help") {
       const topic = first === "help" && rest[0] !== undefined ? HELP.get(rest[0]) : undefined;
       process.stdout.write(topic ?? USAGE);
-      return first === undefined ? 2 : 0;
+      return first === undefined ? EXIT.USAGE : EXIT.OK;
     }
     if (first === "submit") return await submitCli(rest);
     if (first === "status") return await statusCli(rest);
     const mistyped = first === "run" ? null : mistypedCommand(first, rest);
     if (mistyped !== null) {
       process.stderr.write(`file-daemon: ${mistyped} [BAD_OPTION]\n`);
-      return 2;
+      return EXIT.USAGE;
     }
     return await runDaemonCli(first === "run" ? rest : args);
   } catch (caught) {
@@ -84,8 +84,8 @@ export async function main(args: string[]): Promise<number> {
     if (!loggedToStderr) process.stderr.write(`file-daemon: ${line}\n`);
     if (first === "submit") return submitFailureStatus(err);
     const usage = err instanceof FileDaemonError ? err.code === "BAD_OPTION" || err.code === "BAD_COMMAND" : err instanceof TypeError;
-    if (err instanceof FileDaemonError && err.code === "ALREADY_RUNNING") return 1;
-    return usage ? 2 : 1;
+    if (err instanceof FileDaemonError && err.code === "ALREADY_RUNNING") return EXIT.ALREADY_RUNNING;
+    return usage ? EXIT.USAGE : EXIT.FAILED;
   }
 }
 

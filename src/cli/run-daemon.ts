@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
+import { EXIT } from "../shared/exit-status";
 import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
 import { Daemon } from "../daemon/daemon";
 import { LineLogger } from "../shared/log";
@@ -149,7 +150,7 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   }
   if (stage === "2") notifyLauncher(`ready ${process.pid}\n`);
   // Displaced by another daemon: not a clean stop, so a supervisor (systemd) sees a failure.
-  return (await daemon.stopped) === "displaced" ? 1 : 0;
+  return (await daemon.stopped) === "displaced" ? EXIT.ALREADY_RUNNING : EXIT.OK;
 }
 
 /** Stage 0, the command the user typed: start stage 1 in a new session, wait for readiness. */

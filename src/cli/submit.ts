@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { peekSync } from "../protocol/io/channel-state";
 import { decodeCommands } from "../protocol/command-record";
 import { readLiveDaemon } from "../protocol/io/live-daemon";
+import { EXIT } from "../shared/exit-status";
 import { FileDaemonError } from "../protocol/errors";
 import { channelFiles, daemonFiles } from "../protocol/paths";
 import { decodeResults, returnCodeLine } from "../protocol/result-record";
@@ -35,10 +36,6 @@ Exit status (as timeout(1) and env(1) use them):
 Example (cron):  */5 * * * * file-daemon submit -c ~/fd/commands -r ~/fd/results -- backup.sh
 `;
 
-/** `file-daemon submit` exits with this when the command ran past its timeout, as timeout(1). */
-export const EXIT_TIMEOUT = 124;
-/** `file-daemon submit` exits with this when it failed itself (the reason is on stderr), as env(1). */
-export const EXIT_SUBMIT_FAILED = 125;
 
 export const STATUS_USAGE = `Usage: file-daemon status -c COMMANDS -r RESULTS
 
@@ -139,7 +136,7 @@ export async function submitCli(args: string[]): Promise<number> {
   }
   printOutput(result);
   const code = returnCodeLine(result);
-  return code >= 0 ? code : EXIT_SUBMIT_FAILED;
+  return code >= 0 ? code : EXIT.SUBMIT_FAILED;
 }
 
 /**
@@ -147,13 +144,13 @@ export async function submitCli(args: string[]): Promise<number> {
  * the caller): 124 for a timeout, 128+N for a command the daemon killed with signal N, else 125.
  */
 export function submitFailureStatus(err: unknown): number {
-  if (!(err instanceof CommandFailedError)) return EXIT_SUBMIT_FAILED;
-  if (err.code === "TIMEOUT") return EXIT_TIMEOUT;
+  if (!(err instanceof CommandFailedError)) return EXIT.SUBMIT_FAILED;
+  if (err.code === "TIMEOUT") return EXIT.TIMEOUT;
   if (err.code === "KILLED" && err.result !== null) {
     const code = returnCodeLine(err.result);
     if (code >= 0) return code;
   }
-  return EXIT_SUBMIT_FAILED;
+  return EXIT.SUBMIT_FAILED;
 }
 
 function printOutput(result: CommandResult): void {
@@ -172,7 +169,7 @@ export async function statusCli(args: string[]): Promise<number> {
   const daemon = readLiveDaemon(files);
   if (daemon === null) {
     process.stdout.write(`not running: no file-daemon serves ${files.commands}\n`);
-    return 3;
+    return EXIT.NOT_RUNNING;
   }
   process.stdout.write(`running: pid ${daemon.pid}, ${daemon.channels} channel(s), sleep ${daemon.sleepTime} s, since ${daemon.startedAt}, version ${daemon.version}\n`);
   for (let i = 0; i < daemon.channels; i++) {

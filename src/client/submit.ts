@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { applyWrites, peekSync, withChannelLocked } from "../protocol/io/channel-state";
+import { applyWrites, peekSync, withChannelLocked, type LockAttempt } from "../protocol/io/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
 import { type DaemonInfo } from "../protocol/daemon-info";
@@ -167,9 +167,9 @@ class Submission {
       const locks = new Set<string>();
       for (let i = 0; daemon !== null && i < daemon.channels; i++) {
         const channel = channelFiles(this.files, (offset + i) % daemon.channels);
-        const outcome = this.tryPlace(channel, record);
-        if (outcome === "busy") busy = true;
-        else if (outcome !== null) return { channel, anchor: outcome.anchor };
+        const attempt = this.tryPlace(channel, record);
+        if (!attempt.held) busy = true;
+        else if (attempt.value !== null) return { channel, anchor: attempt.value.anchor };
         names.add(path.basename(channel.commands)).add(path.basename(channel.results));
         for (const name of lockNames(channel)) locks.add(name);
       }
@@ -179,11 +179,13 @@ class Submission {
     }
   }
 
-  private tryPlace(channel: ChannelFiles, record: CommandRecord): { readonly anchor: TraceAnchor | null } | "busy" | null {
+  /** Places the command on `channel` if it is free: the anchor then, null when it is in use. */
+  private tryPlace(channel: ChannelFiles, record: CommandRecord): LockAttempt<{ readonly anchor: TraceAnchor | null } | null> {
     // Hints first: a channel that is plainly in use is not worth locking.
-    if (decodeCommands(peekSync(channel.commands)).kind !== "empty") return null;
+    const inUse = { held: true, value: null } as const;
+    if (decodeCommands(peekSync(channel.commands)).kind !== "empty") return inUse;
     const hint = decodeResults(peekSync(channel.results));
-    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return null;
+    if (hint.kind !== "empty" && !(hint.kind === "done" && isOwnerGone(hint))) return inUse;
     return withChannelLocked(channel, { stale: this.stale }, (state) => {
       const decision = place(state, record, isOwnerGone);
       if (decision.kind === "skip") return null;
@@ -218,9 +220,9 @@ class Submission {
           const decision = look(state, { id, anchor, seenRunning, aborted, daemonAlive: () => this.daemonAliveOrExcused(this.runningWaitMs), daemonExpected: () => this.daemonAliveOrExcused(this.daemonWaitMs) });
           return this.act(channel, decision, (writes) => applyWrites(state, writes), () => state.confirmHeld());
         });
-        if (step === "busy") busy = true;
-        else if (step === "running") seenRunning = true;
-        else if (step !== "pending") return step;
+        if (!step.held) busy = true;
+        else if (step.value === "running") seenRunning = true;
+        else if (step.value !== "pending") return step.value;
       }
       const abort = this.killRequested ? undefined : this.options.signal;
       if (busy) {

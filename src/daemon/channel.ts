@@ -1,11 +1,11 @@
 import fs from "node:fs";
-import { applyWrites, peekSync, withChannelLocked, type LockedChannel } from "../protocol/io/channel-state";
+import { applyWrites, peekSync, withBothLocks, withChannelLocked, type LockAttempt, type LockedChannel } from "../protocol/io/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
 import { writeFileAtomicSync } from "../protocol/io/atomic-write";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { isOwnerGone } from "../protocol/io/liveness";
-import { tryLock, type LockOptions } from "../protocol/io/lock";
+import type { LockOptions } from "../protocol/io/lock";
 import type { ChannelFiles } from "../protocol/paths";
 import { decodeResults, encodeOutcome, outcomeWithoutProcess, type DecodedResults, type Outcome, type Owner } from "../protocol/result-record";
 import { decodeKillRequest } from "../protocol/kill-request";
@@ -14,7 +14,7 @@ import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
 import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { maxChannelFileBytes } from "../protocol/limits";
-import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
+import { runCommand, type RunOptions, type RunningCommand, type WarmShells } from "./run-command";
 
 export interface ChannelContext {
   readonly lock: LockOptions;
@@ -27,6 +27,8 @@ export interface ChannelContext {
   readonly log: Logger;
   /** Wakes the daemon's loop (a command finished). */
   readonly wake: () => void;
+  /** The daemon's own shells started ahead of commands. */
+  readonly warmShells: WarmShells;
 }
 
 interface Active {
@@ -61,21 +63,22 @@ export class DaemonChannel {
     }
     if (this.unwritten !== null) return true;
     const replaced = this.replaceUnreadable();
-    if (replaced !== "ok") return replaced === "busy";
+    if (replaced !== "ok") return replaced === "locks-busy";
     if (!this.recovered && !this.recoverNow()) return true;
     const commands = decodeCommands(peekSync(this.files.commands));
     if (commands.kind === "empty" || !acceptNew) {
       this.expireResult();
       return false;
     }
-    const decision = this.locked((state) => {
+    const attempt = this.locked((state) => {
       const decided = take(state, { runToken: this.ctx.runToken, daemonPid: process.pid, mayClear: (results) => this.mayClear(results), refusal: (record) => this.refusal(record) });
       applyWrites(state, decided.writes);
       // Nothing read under a lock that was taken over may start a command (PROTOCOL.md §2).
       if (decided.kind === "start") state.confirmHeld();
       return decided;
     });
-    if (decision === "busy") return true;
+    if (!attempt.held) return true;
+    const decision = attempt.value;
     if (decision.kind !== "start") {
       if (decision.log !== null) this.logAs(decision.kind === "not-run" ? "error" : "info", decision.log);
       return false;
@@ -104,7 +107,7 @@ export class DaemonChannel {
     }
   }
 
-  private locked<T>(fn: (state: LockedChannel) => T): T | "busy" {
+  private locked<T>(fn: (state: LockedChannel) => T): LockAttempt<T> {
     return withChannelLocked(this.files, this.ctx.lock, fn, this.ctx.fileMode);
   }
 
@@ -114,13 +117,13 @@ export class DaemonChannel {
 
   /** Recover (§7) under both locks, and give the channel a trace if it has none; false while a lock is busy. */
   private recoverNow(): boolean {
-    const done = this.locked((state) => {
+    const attempt = this.locked((state) => {
       const recovered = recover(state, this.ctx.runToken);
       applyWrites(state, { ...(state.trace === null ? { trace: newTrace() } : {}), ...(recovered?.writes ?? {}) });
       return recovered;
     });
-    if (done === "busy") return false;
-    if (done !== null) this.logAs("error", done.log);
+    if (!attempt.held) return false;
+    if (attempt.value !== null) this.logAs("error", attempt.value.log);
     this.recovered = true;
     return true;
   }
@@ -133,7 +136,7 @@ export class DaemonChannel {
     const owner: Owner = { id: record.id, pid: record.pid, pidns: record.pidns };
     // Never rejects: a shell that cannot be started (execa failing to load, ENOMEM from fork)
     // becomes a `failed` result, and the daemon goes on.
-    const begin = runCommand(record.command, { ...this.ctx.run, timeoutMs: record.timeoutMs, capture: record.capture }).catch((err: unknown) => notStarted(err));
+    const begin = runCommand(record.command, { ...this.ctx.run, timeoutMs: record.timeoutMs, capture: record.capture }, this.ctx.warmShells).catch((err: unknown) => notStarted(err));
     this.active = { owner, command: whenStarted(begin) };
     void begin
       .then((command) => {
@@ -151,50 +154,39 @@ export class DaemonChannel {
    * A channel file that is a symbolic link, a FIFO, a device or huge was put there by a third
    * party (submitters replace files by rename): it is replaced by an empty file under both
    * locks without being read, so it can neither hang the daemon, fill its memory, nor lead it
-   * to a file elsewhere. "busy" when a lock was held, "replaced" when something was replaced.
+   * to a file elsewhere. "locks-busy" when a lock was held, "replaced" when something was replaced.
    */
-  private replaceUnreadable(): "ok" | "busy" | "replaced" {
-    const { commands, results, taken } = this.files;
+  private replaceUnreadable(): "ok" | "locks-busy" | "replaced" {
     const maxBytes = maxChannelFileBytes(this.ctx.run.captureLimit);
-    const files = [commands, results, taken];
+    const files = [this.files.commands, this.files.results, this.files.taken];
     if (files.every((file) => unreadableFileReason(file, maxBytes) === null)) return "ok";
-    const commandsLock = tryLock(commands, this.ctx.lock);
-    if (commandsLock === null) return "busy";
-    try {
-      const resultsLock = tryLock(results, this.ctx.lock);
-      if (resultsLock === null) return "busy";
-      try {
-        for (const file of files) {
-          const reason = unreadableFileReason(file, maxBytes);
-          if (reason === null) continue;
-          if (!commandsLock.stillHeld() || !resultsLock.stillHeld()) return "busy";
-          try {
-            writeFileAtomicSync(file, "", this.ctx.fileMode);
-          } catch (err) {
-            throw fromFsError(err, file, "cannot replace");
-          }
-          this.logAs("error", `${reason}; replaced it with an empty file without reading it (nothing was run)`);
+    const attempt = withBothLocks(this.files, this.ctx.lock, (confirmHeld) => {
+      for (const file of files) {
+        const reason = unreadableFileReason(file, maxBytes);
+        if (reason === null) continue;
+        confirmHeld();
+        try {
+          writeFileAtomicSync(file, "", this.ctx.fileMode);
+        } catch (err) {
+          throw fromFsError(err, file, "cannot replace");
         }
-      } finally {
-        resultsLock.release();
+        this.logAs("error", `${reason}; replaced it with an empty file without reading it (nothing was run)`);
       }
-    } finally {
-      commandsLock.release();
-    }
-    return "replaced";
+    });
+    return attempt.held ? "replaced" : "locks-busy";
   }
 
   private publishResult(): void {
     const pending = this.unwritten;
     if (pending === null) return;
-    const published = this.locked((state) => {
+    const attempt = this.locked((state) => {
       const decided = publish(state, pending.owner, pending.content);
       applyWrites(state, decided.writes);
       return decided;
     });
-    if (published === "busy") return;
+    if (!attempt.held) return;
     this.unwritten = null;
-    if (published.log !== null) this.logAs("error", published.log);
+    if (attempt.value.log !== null) this.logAs("error", attempt.value.log);
   }
 
   private checkKillRequest(): void {

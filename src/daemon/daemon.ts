@@ -12,7 +12,7 @@ import { DaemonPresence, SETTLE_MS } from "./presence";
 import { DirectoryWatch } from "../protocol/io/dir-watch";
 import { silentLogger, type Logger } from "../shared/log";
 import { removePidfile, writePidfile } from "./pidfile";
-import { closeWarmShells } from "./run-command";
+import { WarmShells } from "./run-command";
 import { DEFAULT_CAPTURE_LIMIT } from "../protocol/limits";
 import { channelCount, checkPath, sleepTimeMs } from "../shared/settings";
 import { checkFilesAreSafe } from "./file-safety";
@@ -58,6 +58,7 @@ export class Daemon {
   private readonly watch: DirectoryWatch;
   private readonly log: Logger;
   private readonly presence: DaemonPresence;
+  private readonly warmShells = new WarmShells();
   private stopping = false;
   private stopCause: StopCause = "requested";
   private loopDone: Promise<void> = Promise.resolve();
@@ -93,6 +94,7 @@ export class Daemon {
       runToken,
       log: this.log,
       wake: () => this.watch.changes.notify(),
+      warmShells: this.warmShells,
     };
     this.channels = Array.from({ length: info.channels }, (_, i) => new DaemonChannel(channelFiles(files, i), ctx));
     this.presence = new DaemonPresence(files, info, this.log, () => checkFilesAreSafe(files, info.channels, fileMode, maxChannelFileBytes(captureLimit)));
@@ -242,7 +244,7 @@ export class Daemon {
     await this.loopDone;
     const running = this.channels.filter((channel) => channel.busy);
     if (running.length > 0) this.log.info(`stopping: waiting for ${running.length} running command(s)`);
-    closeWarmShells();
+    this.warmShells.close();
     await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
     this.watch.close();
     if (this.options.pidfile !== undefined) removePidfile(this.options.pidfile);

@@ -83,8 +83,8 @@ interface Spare {
   readonly onIdleExit: () => void;
 }
 
-/** At most one idle warm shell per shell and user; taken by the next command, then replaced. */
-class WarmShells {
+/** A daemon's warm shells: at most one idle per shell and user; taken by the next command, then replaced. */
+export class WarmShells {
   private readonly spares = new Map<string, Spare>();
   private readonly idleDeaths = new Map<string, number>();
 
@@ -145,13 +145,6 @@ class WarmShells {
   }
 }
 
-const warmShells = new WarmShells();
-
-/** Ends the idle warm shell(s) of this process, e.g. when its daemon stops. */
-export function closeWarmShells(): void {
-  warmShells.close();
-}
-
 function keyOf(options: RunOptions): string {
   return `${options.shell}\0${options.uid ?? ""}\0${options.gid ?? ""}`;
 }
@@ -208,7 +201,7 @@ function spawnCold(command: string, options: RunOptions): ChildProcess {
  * shell when one is ready, else `SHELL -c COMMAND`. Both are started with execa; the warm
  * shell keeps execa's cost (about a millisecond per spawn here) off a command's round trip.
  */
-export async function runCommand(command: string, options: RunOptions): Promise<RunningCommand> {
+export async function runCommand(command: string, options: RunOptions, warmShells: WarmShells): Promise<RunningCommand> {
   await loadExeca();
   const line = `${options.capture ? 1 : 0}${command}\n`;
   const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? warmShells.take(options) : null;

@@ -4,6 +4,7 @@ import path from "node:path";
 import { type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
 import { readLiveDaemon, checkServes } from "../protocol/io/live-daemon";
 import { daemonFiles, type DaemonFiles } from "../protocol/paths";
+import { EXIT } from "../shared/exit-status";
 import { isGone, KILL_WAIT_MS, launchDaemon, logTail, STOP_TIMEOUT_MS, terminateDaemon, type DaemonExit } from "./daemon-process";
 import { leasePath } from "../protocol/supervision-lease";
 import { isLeaseLive, readLease, writeOwnLease } from "../protocol/io/supervision-lease";
@@ -92,6 +93,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private problem: StartProblem | null = null;
   private loop: Promise<void> | null = null;
   private childPid: number | null = null;
+  /** How our last child exited (its status), to tell "another daemon serves" from a crash. */
+  private lastExitCode: number | null = null;
 
   constructor(private readonly options: SupervisorOptions) {
     super();
@@ -243,7 +246,9 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       return { why: problem.message, problem, launched: false };
     }
     this.childPid = launched.pid;
-    void launched.exited.then(() => {
+    this.lastExitCode = null;
+    void launched.exited.then((exit) => {
+      this.lastExitCode = exit.code;
       if (this.childPid === launched.pid) this.childPid = null;
     });
     const ready = await this.waitUntilServing(launched.pid, launched.exited);
@@ -323,11 +328,10 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    * Whether someone else (another Node-RED, systemd, a person) serves the files now, so that
    * daemon is adopted instead of counting a crash. A daemon refused with "already serves" may
    * have met one that holds the lock but has not published its info yet: give it a moment.
-   * The CLI ends every fatal error with its code in brackets, a marker that does not change
-   * with the wording.
+   * The CLI says so by its exit status.
    */
   private async anotherDaemonServes(): Promise<boolean> {
-    const refused = logTail(this.logFile, 2).includes("[ALREADY_RUNNING]");
+    const refused = this.lastExitCode === EXIT.ALREADY_RUNNING;
     const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
     for (;;) {
       if (readLiveDaemon(this.files) !== null) return true;

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import path from "node:path";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
-import { withChannelLocked } from "../../src/protocol/io/channel-state";
+import { withChannelLocked, type LockAttempt } from "../../src/protocol/io/channel-state";
 import { encodeCommandRecord } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { channelFiles, daemonFiles } from "../../src/protocol/paths";
@@ -22,6 +22,11 @@ async function outcomeOf(submission: Promise<{ code: number | null }>): Promise<
   } catch (err) {
     return (err as { code?: string }).code ?? String(err);
   }
+}
+
+/** The locks were ours and `fn` did what it came for. */
+function heldAndDone(attempt: LockAttempt<boolean>): boolean {
+  return attempt.held && attempt.value;
 }
 
 /** Counts the lines a marker file holds: how many times a command really ran. */
@@ -98,11 +103,11 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     ];
     const files = channelFiles(daemonFiles(commands(), results()), 0);
     for (const { meta, reason } of cases) {
-      await waitFor("the channel to be free", () => withChannelLocked(files, { stale: 10_000 }, (state) => {
+      await waitFor("the channel to be free", () => heldAndDone(withChannelLocked(files, { stale: 10_000 }, (state) => {
         if (state.commands.kind !== "empty" || state.results.kind !== "empty") return false;
         state.writeCommands(`echo ${meta.id} >> '${marker}'\n${JSON.stringify(meta)}\n`);
         return true;
-      }) === true);
+      })));
       const done = await waitFor(`the answer to ${meta.id}`, () => {
         const decoded = decodeResults(readOrEmptyBuffer(results()));
         return decoded.kind === "done" ? decoded : null;
@@ -153,11 +158,11 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     const submission = submit(`echo mine >> '${marker}'`);
     const files = channelFiles(daemonFiles(commands(), results()), 0);
     // A competing writer replaces the pending command with its own (seed-style) one.
-    await waitFor("the command to be placed", () => withChannelLocked(files, { stale: 10_000 }, (state) => {
+    await waitFor("the command to be placed", () => heldAndDone(withChannelLocked(files, { stale: 10_000 }, (state) => {
       if (state.commands.kind !== "pending") return false;
       state.writeCommands(`echo other >> '${other}'\n`);
       return true;
-    }) === true);
+    })));
     daemonProcess.child.kill("SIGCONT");
     // The seed-style command's result is collected by nobody: clear it as a seed reader would.
     const clearing = waitFor("the other command's result", () => {
@@ -179,11 +184,11 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     const marker = tmp.file("ran");
     const files = channelFiles(daemonFiles(commands(), results()), 0);
     const record = { command: `echo x >> '${marker}'`, id: "twice-placed", pid: process.pid, pidns: null, timeoutMs: 0, capture: false, legacy: false };
-    const placeCopy = () => waitFor("a free channel", () => withChannelLocked(files, { stale: 10_000 }, (state) => {
+    const placeCopy = () => waitFor("a free channel", () => heldAndDone(withChannelLocked(files, { stale: 10_000 }, (state) => {
       if (state.commands.kind !== "empty" || state.results.kind !== "empty") return false;
       state.writeCommands(encodeCommandRecord(record));
       return true;
-    }) === true);
+    })));
     await placeCopy();
     const first = await waitFor("the first result", () => {
       const decoded = decodeResults(readOrEmptyBuffer(results()));
@@ -237,7 +242,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     await delay(3000);
     const second = await runCli([results(), commands(), "0.2", "--stale", "2000"]);
     daemonProcess.child.kill("SIGCONT");
-    assert.equal(second.code, 1, second.stderr);
+    assert.equal(second.code, 4, second.stderr);
     assert.match(second.stderr, /already serves.*\[ALREADY_RUNNING\]/);
     const marker = tmp.file("ran");
     assert.equal(await outcomeOf(submit(`echo x >> '${marker}'`)), "ok:0");
@@ -247,7 +252,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
   it("#8b a second daemon whose clock is an hour ahead does not take over a live one", async () => {
     daemonProcess = await startDaemonProcess(commands(), results(), 0.2, ["--stale", "2000"]);
     const second = await runCli([results(), commands(), "0.2", "--stale", "2000"], { FAKETIME: "+1h", FAKETIME_DONT_FAKE_MONOTONIC: "1", LD_PRELOAD: fakeTimeLibrary() });
-    assert.equal(second.code, 1, second.stderr);
+    assert.equal(second.code, 4, second.stderr);
     assert.match(second.stderr, /\[ALREADY_RUNNING\]/);
     const marker = tmp.file("ran");
     const outcomes = await Promise.all(Array.from({ length: 4 }, (_, i) => outcomeOf(submit(`echo ${i} >> '${marker}'`))));

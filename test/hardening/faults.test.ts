@@ -251,7 +251,7 @@ describe("hardening: faults", function () {
     assert.equal((await submitInProcess("exit 2", commands, results, 0.1, { uid: NOBODY }).outcome).code, 2);
   });
 
-  it("a second daemon from the command line: exit code 1, says who serves the files (stderr and its --log), the first keeps serving", async () => {
+  it("a second daemon from the command line: exit code 4, says who serves the files (stderr and its --log), the first keeps serving", async () => {
     const commands = tmp.file("commands");
     const results = tmp.file("results");
     daemonProcess = await startDaemon(commands, results, 0.2);
@@ -259,12 +259,12 @@ describe("hardening: faults", function () {
 
     const log = tmp.file("second.log");
     const second = await runCli([results, commands, "0.2", "--log", log]);
-    assert.equal(second.code, 1);
+    assert.equal(second.code, 4);
     assert.match(second.stderr, new RegExp(`^file-daemon: ${expected.source}\\n$`));
     assert.match(readOrEmpty(log), new RegExp(`^\\S+ file-daemon\\[\\d+\\] error: ${expected.source}\\n$`));
 
     const detached = await runCli([results, commands, "0.2", "--detach"]);
-    assert.equal(detached.code, 1);
+    assert.equal(detached.code, 4);
     assert.match(detached.stderr, expected);
 
     assert.equal((await readLiveDaemon(daemonFiles(commands, results)))?.pid, daemonProcess.pid);

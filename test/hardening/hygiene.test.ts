@@ -137,7 +137,7 @@ describe("hardening: --detach", function () {
     const first = await startDaemon(tmp.file("commands-a"), tmp.file("results-a"), 0.1, ["--pidfile", pidfile]);
     try {
       const second = await runCli([tmp.file("results-b"), tmp.file("commands-b"), "0.1", "--pidfile", pidfile]);
-      assert.equal(second.code, 1);
+      assert.equal(second.code, 4, "exit 4: another daemon serves these files");
       assert.match(second.stderr, new RegExp(`the pidfile ${pidfile} names file-daemon pid ${first.pid}, which is running; stop it, or give this daemon another --pidfile \\[ALREADY_RUNNING\\]`));
       assert.equal(readFileSync(pidfile, "utf8"), `${first.pid}\n`, "the first daemon's pidfile is left alone");
       assert.equal(await readLiveDaemon(daemonFiles(tmp.file("commands-b"), tmp.file("results-b"))), null);

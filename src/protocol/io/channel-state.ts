@@ -31,44 +31,58 @@ export class LockLostError extends FileDaemonError {
   }
 }
 
+/** The outcome of trying a channel's locks: not held (someone else has one: retry later), or what `fn` returned. */
+export type LockAttempt<T> = { readonly held: false } | { readonly held: true; readonly value: T };
+
 /**
  * Takes the commands lock, then the results lock (always in that order, so two parties
- * never wait on each other), reads the channel and runs `fn`. Returns "busy" when either lock
- * is held by someone else; the caller retries after a change or `sleep_time`. Every write
- * first checks that both locks are still ours (PROTOCOL.md §2, "lost lock").
+ * never wait on each other) and runs `fn` with a check that both are still ours (PROTOCOL.md
+ * §2, "lost lock"); nothing is read. Not held when either lock is someone else's.
  */
-export function withChannelLocked<T>(channel: ChannelFiles, lock: LockOptions, fn: (state: LockedChannel) => T, fileMode = DEFAULT_FILE_MODE): T | "busy" {
+export function withBothLocks<T>(channel: ChannelFiles, lock: LockOptions, fn: (confirmHeld: () => void) => T): LockAttempt<T> {
   const commandsLock = tryLock(channel.commands, lock);
-  if (commandsLock === null) return "busy";
+  if (commandsLock === null) return { held: false };
   try {
     const resultsLock = tryLock(channel.results, lock);
-    if (resultsLock === null) return "busy";
+    if (resultsLock === null) return { held: false };
     try {
-      const confirmHeld = () => {
-        for (const [held, file] of [[commandsLock, channel.commands], [resultsLock, channel.results]] as const) {
-          if (!held.stillHeld()) throw new LockLostError(file);
-        }
+      return {
+        held: true,
+        value: fn(() => {
+          for (const [held, file] of [[commandsLock, channel.commands], [resultsLock, channel.results]] as const) {
+            if (!held.stillHeld()) throw new LockLostError(file);
+          }
+        }),
       };
-      const guardedWrite = (file: string, content: string) => {
-        confirmHeld();
-        write(file, content, fileMode);
-      };
-      const state: LockedChannel = {
-        commands: decodeCommands(readSync(channel.commands)),
-        results: decodeResults(readSync(channel.results)),
-        trace: decodeTrace(readSync(channel.taken)),
-        writeCommands: (content) => guardedWrite(channel.commands, content),
-        writeResults: (content) => guardedWrite(channel.results, content),
-        writeTrace: (trace) => guardedWrite(channel.taken, encodeTrace(trace)),
-        confirmHeld,
-      };
-      return fn(state);
     } finally {
       releaseQuietly(resultsLock);
     }
   } finally {
     releaseQuietly(commandsLock);
   }
+}
+
+/**
+ * Both locks (withBothLocks), then the channel read in the protocol's order and handed to
+ * `fn`; every write first checks that both locks are still ours. The caller retries a channel
+ * whose locks were not held after a change or `sleep_time`.
+ */
+export function withChannelLocked<T>(channel: ChannelFiles, lock: LockOptions, fn: (state: LockedChannel) => T, fileMode = DEFAULT_FILE_MODE): LockAttempt<T> {
+  return withBothLocks(channel, lock, (confirmHeld) => {
+    const guardedWrite = (file: string, content: string) => {
+      confirmHeld();
+      write(file, content, fileMode);
+    };
+    return fn({
+      commands: decodeCommands(readSync(channel.commands)),
+      results: decodeResults(readSync(channel.results)),
+      trace: decodeTrace(readSync(channel.taken)),
+      writeCommands: (content) => guardedWrite(channel.commands, content),
+      writeResults: (content) => guardedWrite(channel.results, content),
+      writeTrace: (trace) => guardedWrite(channel.taken, encodeTrace(trace)),
+      confirmHeld,
+    });
+  });
 }
 
 /** Performs a transition's writes (protocol/transitions.ts) in the protocol's order: trace, results, commands. */
