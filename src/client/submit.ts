@@ -66,7 +66,7 @@ export class CommandFailedError extends FileDaemonError {
   }
 }
 
-const FAILURE_CODES: Partial<Record<ResultStatus, FileDaemonErrorCode>> = {
+export const FAILURE_CODES: Partial<Record<ResultStatus, FileDaemonErrorCode>> = {
   timeout: "TIMEOUT",
   killed: "KILLED",
   interrupted: "INTERRUPTED",
