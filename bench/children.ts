@@ -1,6 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { readLiveDaemon } from "../src/protocol/daemon-info";
+import { readLiveDaemon } from "../src/protocol/io/live-daemon";
 import { daemonFiles } from "../src/protocol/paths";
 import type { Reply, Request } from "./ipc";
 

@@ -360,10 +360,15 @@ def _parse_json_line(line: bytes) -> Optional[Dict[str, Any]]:
     if not line.startswith(b"{"):
         return None
     try:
-        value = json.loads(line.decode("utf-8"))
+        value = json.loads(line.decode("utf-8"), parse_constant=_not_json)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _not_json(name: str) -> None:
+    """NaN, Infinity and -Infinity are not JSON (json.loads accepts them; JavaScript's JSON.parse does not)."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _as_int(value: object) -> Optional[int]:

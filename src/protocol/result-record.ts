@@ -116,7 +116,8 @@ export function decodeResults(content: Buffer): DecodedResults {
       };
     }
   }
-  const text = line1.toString("utf8").trim();
+  // Blank as §1 defines it, not every Unicode space.
+  const text = line1.toString("utf8").replace(/^[ \t\v\f\r]+|[ \t\v\f\r]+$/g, "");
   if (/^-?\d{1,10}$/.test(text)) return { kind: "foreign", code: Number(text) };
   return { kind: "garbage", text: content.subarray(0, 80).toString("utf8") };
 }

@@ -159,7 +159,7 @@ export type LookDecision =
  */
 export function look(view: ChannelView, ctx: LookContext): LookDecision {
   const { commands, results } = view;
-  const pendingCopy = commands.kind === "pending" && commands.record.id === ctx.id;
+  const pendingCopy = idInCommands(commands) === ctx.id;
   if ((results.kind === "done" || results.kind === "running") && results.id === ctx.id) {
     if (results.kind === "done") return { kind: "collect", done: results, writes: { results: "", ...(pendingCopy ? { commands: "" } : {}) } };
     if (ctx.daemonAlive()) return { kind: "wait", state: "running" };
@@ -176,9 +176,16 @@ export function look(view: ChannelView, ctx: LookContext): LookDecision {
   return { kind: "unknown", taken };
 }
 
-/** Withdraw (§6): a submitter giving up on a command that has not started. */
+/** Withdraw (§6): a submitter giving up on a command that has not started (also one the daemon will refuse). */
 export function withdraw(view: ChannelView, id: string): Writes | null {
-  return view.commands.kind === "pending" && view.commands.record.id === id ? { commands: "" } : null;
+  return idInCommands(view.commands) === id ? { commands: "" } : null;
+}
+
+/** The id the commands file names, whether the daemon will run it or refuse it. */
+function idInCommands(commands: DecodedCommands): string | null {
+  if (commands.kind === "pending") return commands.record.id;
+  if (commands.kind === "refusable") return commands.sender.id;
+  return null;
 }
 
 /**
