@@ -2,6 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
+import { DAEMON_DEFAULTS } from "../daemon/options";
+import { DEFAULT_STALE_MS } from "../protocol/limits";
 import { EXIT } from "../shared/exit-status";
 import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
 import { Daemon } from "../daemon/daemon";
@@ -11,27 +13,30 @@ import { watchSupervision } from "../daemon/supervision-watch";
 import { dropPrivileges, lookupUser } from "../daemon/privileges";
 import { channelCount, sleepTimeMs } from "../shared/settings";
 
+/** The umask of a detached daemon unless --umask says otherwise. */
+const DETACHED_UMASK = 0o077;
+
 export const RUN_USAGE = `Usage: file-daemon [run] RESULTS COMMANDS [SLEEP_TIME] [options]
 
 Runs the daemon: takes commands from line 1 of COMMANDS, runs each with /bin/sh in its own
 process group, and writes its exit status to line 1 of RESULTS (docs/PROTOCOL.md).
-SLEEP_TIME is in seconds (default 0.5): how often the files are read when no change event
+SLEEP_TIME is in seconds (default ${DAEMON_DEFAULTS.sleepTime}): how often the files are read when no change event
 arrives. By default the daemon stays in the foreground and logs to stderr (right for systemd).
 
 Options:
-  --channels N       run up to N commands at once, each on its own pair of files (default 1)
+  --channels N       run up to N commands at once, each on its own pair of files (default ${DAEMON_DEFAULTS.channels})
   --detach           go to the background as a classic Unix daemon (new session, cwd /, umask,
                      stdin and stdout /dev/null, stderr to the log or /dev/null, inherited
                      descriptors closed); prints the pid once it is serving
   --pidfile PATH     write the daemon's pid here (atomically); removed on exit
   --log PATH         append log lines to PATH instead of stderr (SIGHUP reopens it)
-  --shell PATH       shell that runs the commands (default /bin/sh)
-  --stop-grace S     on SIGTERM, seconds running commands may finish before being killed (10)
-  --kill-grace S     seconds between SIGTERM and SIGKILL when killing a command (2)
-  --capture-limit N  bytes of stdout and of stderr kept per command when asked (65536)
-  --stale MS         lock staleness in ms; every party must use the same value (10000)
-  --file-mode MODE   mode of files the daemon creates, octal (default 0600)
-  --umask MODE       umask with --detach, octal (default 0077)
+  --shell PATH       shell that runs the commands (default ${DAEMON_DEFAULTS.shell})
+  --stop-grace S     on SIGTERM, seconds running commands may finish before being killed (${DAEMON_DEFAULTS.stopGraceMs / 1000})
+  --kill-grace S     seconds between SIGTERM and SIGKILL when killing a command (${DAEMON_DEFAULTS.killGraceMs / 1000})
+  --capture-limit N  bytes of stdout and of stderr kept per command when asked (${DAEMON_DEFAULTS.captureLimit})
+  --stale MS         lock staleness in ms; every party must use the same value (${DEFAULT_STALE_MS})
+  --file-mode MODE   mode of files the daemon creates, octal (default 0${DAEMON_DEFAULTS.fileMode.toString(8)})
+  --umask MODE       umask with --detach, octal (default 0${DETACHED_UMASK.toString(8).padStart(3, "0")})
   --user NAME        when started as root, switch to this user (and its groups) before
                      serving; the files' directory, --log and --pidfile must be its to write
                      (without it, a daemon started as root logs a warning: every command
@@ -61,21 +66,27 @@ const RUN_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-function octal(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
+/** `{ key: value }` when the option was given, else nothing (so the daemon's default applies). */
+function defined<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}
+
+/** Options left out stay undefined: the daemon gives them their defaults (daemon/options.ts). */
+function octal(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
   if (!/^0?[0-7]{3,4}$/.test(value)) throw new FileDaemonError("BAD_OPTION", `--${name} must be an octal mode like 0600, got ${value}`);
   return parseInt(value, 8);
 }
 
-function seconds(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
+function seconds(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new FileDaemonError("BAD_OPTION", `--${name} must be a number of seconds, got ${value}`);
   return Math.round(n * 1000);
 }
 
-function positiveInt(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
+function positiveInt(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new FileDaemonError("BAD_OPTION", `--${name} must be a whole number above 0, got ${value}`);
   return n;
@@ -93,15 +104,15 @@ export async function runDaemonCli(args: string[]): Promise<number> {
     process.stdout.write(RUN_USAGE);
     return 0;
   }
-  const [results, commands, sleepArg = "0.5", ...extra] = positionals;
+  const [results, commands, sleepArg = String(DAEMON_DEFAULTS.sleepTime), ...extra] = positionals;
   if (results === undefined || commands === undefined || extra.length > 0) {
     throw new FileDaemonError("BAD_OPTION", `expected RESULTS COMMANDS [SLEEP_TIME], got ${positionals.length} argument(s); see file-daemon --help`);
   }
   sleepTimeMs(sleepArg);
   if (values.channels !== undefined) channelCount(values.channels);
-  const umask = octal(values.umask, 0o077, "umask");
+  const umask = octal(values.umask, "umask") ?? DETACHED_UMASK;
   if (values.user !== undefined) lookupUser(values.user);
-  const supervisedMs = values.supervised === undefined ? null : seconds(values.supervised, 0, "supervised");
+  const supervisedMs = values.supervised === undefined ? null : (seconds(values.supervised, "supervised") ?? 0);
   if (supervisedMs === 0) throw new FileDaemonError("BAD_OPTION", "--supervised must be a number of seconds above 0");
   if (values.detach && values["detached-stage"] === undefined) return launchDetached(args, values.log, values.user);
   const stage = values["detached-stage"];
@@ -115,14 +126,14 @@ export async function runDaemonCli(args: string[]): Promise<number> {
     results,
     commands,
     sleepTime: Number(sleepArg),
-    channels: values.channels === undefined ? 1 : Number(values.channels),
+    ...defined("channels", values.channels === undefined ? undefined : Number(values.channels)),
     ...(values.pidfile === undefined ? {} : { pidfile: path.resolve(values.pidfile) }),
     ...(values.shell === undefined ? {} : { shell: values.shell }),
-    stopGraceMs: seconds(values["stop-grace"], 10_000, "stop-grace"),
-    killGraceMs: seconds(values["kill-grace"], 2000, "kill-grace"),
-    captureLimit: positiveInt(values["capture-limit"], 65_536, "capture-limit"),
-    stale: positiveInt(values.stale, 10_000, "stale"),
-    fileMode: octal(values["file-mode"], 0o600, "file-mode"),
+    ...defined("stopGraceMs", seconds(values["stop-grace"], "stop-grace")),
+    ...defined("killGraceMs", seconds(values["kill-grace"], "kill-grace")),
+    ...defined("captureLimit", positiveInt(values["capture-limit"], "capture-limit")),
+    ...defined("stale", positiveInt(values.stale, "stale")),
+    ...defined("fileMode", octal(values["file-mode"], "file-mode")),
     watch: !values["no-watch"],
     log,
   });

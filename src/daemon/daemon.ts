@@ -1,24 +1,22 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_FILE_MODE } from "../protocol/limits";
 import type { DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
-import { processStartTime } from "../protocol/io/liveness";
-import { effectiveStale } from "../protocol/limits";
-import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
-import { DaemonChannel } from "./channel";
-import { DaemonPresence, SETTLE_MS } from "./presence";
 import { DirectoryWatch } from "../protocol/io/dir-watch";
-import { silentLogger, type Logger } from "../shared/log";
-import { removePidfile, writePidfile } from "./pidfile";
-import { WarmShells } from "./run-command";
-import { DEFAULT_CAPTURE_LIMIT } from "../protocol/limits";
-import { channelCount, checkPath, sleepTimeMs } from "../shared/settings";
-import { checkFilesAreSafe } from "./file-safety";
+import { processStartTime } from "../protocol/io/liveness";
 import { maxChannelFileBytes } from "../protocol/limits";
-import { removeDeadWritersTemps } from "./temp-cleanup";
+import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protocol/paths";
+import type { Logger } from "../shared/log";
+import { checkPath } from "../shared/settings";
 import { VERSION } from "../shared/version";
+import { DaemonChannel } from "./channel";
+import { checkFilesAreSafe } from "./file-safety";
+import { resolveDaemonOptions, type DaemonOptions, type ResolvedDaemonOptions } from "./options";
+import { removePidfile, writePidfile } from "./pidfile";
+import { DaemonPresence, SETTLE_MS } from "./presence";
+import { WarmShells } from "./run-command";
+import { removeDeadWritersTemps } from "./temp-cleanup";
 
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
 const BUSY_RETRY_MS = 2;
@@ -29,29 +27,7 @@ const DEAD_TEMP_AGE_MS = 60_000;
 /** Why a daemon stopped: asked to (SIGTERM, stop()), or another daemon serves its files now. */
 export type StopCause = "requested" | "displaced";
 
-export interface DaemonOptions {
-  readonly commands: string;
-  readonly results: string;
-  /** Seconds between looks at the files when no change event arrives (the seed's sleep_time). */
-  readonly sleepTime: number;
-  /** Commands that may run at once, each on its own pair of files (default 1). */
-  readonly channels?: number;
-  readonly stale?: number;
-  readonly shell?: string;
-  readonly captureLimit?: number;
-  /** SIGTERM → SIGKILL delay when killing a command's group (ms, default 2000). */
-  readonly killGraceMs?: number;
-  /** On stop, how long running commands may finish before they are killed (ms, default 10000). */
-  readonly stopGraceMs?: number;
-  readonly resultTtlMs?: number;
-  /** Use change events (default); false polls every sleep_time only. */
-  readonly watch?: boolean;
-  readonly fileMode?: number;
-  readonly uid?: number;
-  readonly gid?: number;
-  readonly pidfile?: string;
-  readonly log?: Logger;
-}
+export type { DaemonOptions } from "./options";
 
 export class Daemon {
   private readonly channels: DaemonChannel[];
@@ -72,25 +48,23 @@ export class Daemon {
   private constructor(
     readonly files: DaemonFiles,
     readonly info: DaemonInfo,
-    private readonly options: DaemonOptions,
+    private readonly options: ResolvedDaemonOptions,
     runToken: string,
   ) {
-    this.log = options.log ?? silentLogger;
-    const sleepMs = sleepTimeMs(options.sleepTime);
-    this.watch = new DirectoryWatch(files.directories, options.watch ?? true);
-    const fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
-    const captureLimit = options.captureLimit ?? DEFAULT_CAPTURE_LIMIT;
+    this.log = options.log;
+    this.watch = new DirectoryWatch(files.directories, options.watch);
+    const { fileMode, captureLimit } = options;
     const ctx = {
       lock: { stale: info.stale },
       fileMode,
       run: {
-        shell: options.shell ?? "/bin/sh",
+        shell: options.shell,
         captureLimit,
-        killGraceMs: options.killGraceMs ?? 2000,
+        killGraceMs: options.killGraceMs,
         ...(options.uid === undefined ? {} : { uid: options.uid }),
         ...(options.gid === undefined ? {} : { gid: options.gid }),
       },
-      resultTtlMs: options.resultTtlMs ?? Math.max(600_000, 20 * sleepMs),
+      resultTtlMs: options.resultTtlMs,
       runToken,
       log: this.log,
       wake: () => this.watch.changes.notify(),
@@ -101,11 +75,11 @@ export class Daemon {
   }
 
   /** Takes the files (refusing if another daemon serves them), recovers, and starts serving. */
-  static async start(options: DaemonOptions): Promise<Daemon> {
+  static async start(given: DaemonOptions): Promise<Daemon> {
+    const options = resolveDaemonOptions(given);
     const files = daemonFiles(checkPath(options.commands, "commands"), checkPath(options.results, "results"));
     if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", "the commands and results files must be different files");
-    const sleepMs = sleepTimeMs(options.sleepTime);
-    const channels = channelCount(options.channels ?? 1);
+    const { channels } = options;
     for (const dir of files.directories) {
       try {
         fs.accessSync(dir);
@@ -113,15 +87,15 @@ export class Daemon {
         throw fromFsError(err, dir, "cannot use directory");
       }
     }
-    checkFilesAreSafe(files, channels, options.fileMode ?? DEFAULT_FILE_MODE, maxChannelFileBytes(options.captureLimit ?? DEFAULT_CAPTURE_LIMIT));
+    checkFilesAreSafe(files, channels, options.fileMode, maxChannelFileBytes(options.captureLimit));
     const info: DaemonInfo = {
       commands: files.commands,
       results: files.results,
       pid: process.pid,
       startTime: processStartTime(process.pid),
       channels,
-      sleepTime: sleepMs / 1000,
-      stale: effectiveStale(options.stale),
+      sleepTime: options.sleepTime,
+      stale: options.stale,
       version: VERSION,
       startedAt: new Date().toISOString(),
     };
@@ -156,7 +130,7 @@ export class Daemon {
   /** Creates a channel file (or checks that an existing one can be written), saying what to fix. */
   private createOrOpen(file: string): void {
     try {
-      fs.closeSync(fs.openSync(file, "a", this.options.fileMode ?? DEFAULT_FILE_MODE));
+      fs.closeSync(fs.openSync(file, "a", this.options.fileMode));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const stat = code === "EACCES" ? statOrNull(file) : null;
@@ -245,7 +219,7 @@ export class Daemon {
     const running = this.channels.filter((channel) => channel.busy);
     if (running.length > 0) this.log.info(`stopping: waiting for ${running.length} running command(s)`);
     this.warmShells.close();
-    await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs ?? 10_000)));
+    await Promise.all(this.channels.map((channel) => channel.finish(this.options.stopGraceMs)));
     this.watch.close();
     if (this.options.pidfile !== undefined) removePidfile(this.options.pidfile);
     this.presence.release();

@@ -15,7 +15,23 @@ export type FileDaemonErrorCode =
   | "SPAWN_FAILED" // the shell could not be started
   | "LOST" // the command vanished before it ran (see PROTOCOL.md, double lock holders)
   | "INCOMPATIBLE" // the daemon speaks another protocol version
-  | "IO"; // any other file system error
+  | "IO" // any other file system error
+  // Raised by the Node-RED nodes, in the same family so that a Catch node sees one shape:
+  | "NOT_ALLOWED" // the allowlist or the admin's settings forbid the command
+  | "NON_ZERO_EXIT" // failOnNonZero: the command ended with another status than 0
+  | "QUEUE_FULL" // the node's queue of waiting messages is full
+  | "QUEUE_CLOSED" // the node was closed (redeploy, stop) before the command ran
+  | "UNSUPPORTED_NODE"; // Node.js is older than the package needs
+
+const CODES: ReadonlySet<string> = new Set<FileDaemonErrorCode>([
+  "BAD_COMMAND", "BAD_OPTION", "NO_DIRECTORY", "PERMISSION", "UNSAFE_FILES", "DAEMON_NOT_RUNNING", "DAEMON_DIED", "ALREADY_RUNNING",
+  "TIMEOUT", "KILLED", "ABORTED", "INTERRUPTED", "SPAWN_FAILED", "LOST", "INCOMPATIBLE", "IO",
+  "NOT_ALLOWED", "NON_ZERO_EXIT", "QUEUE_FULL", "QUEUE_CLOSED", "UNSUPPORTED_NODE",
+]);
+
+export function isErrorCode(code: unknown): code is FileDaemonErrorCode {
+  return typeof code === "string" && CODES.has(code);
+}
 
 export class FileDaemonError extends Error {
   readonly code: FileDaemonErrorCode;

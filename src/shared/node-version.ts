@@ -1,7 +1,8 @@
+import { FileDaemonError } from "../protocol/errors";
 // The one Node.js version check, run before anything that needs a newer Node.js is loaded: by
 // bin/file-daemon.js and by the node entry points nodes/*.js (through src/nodes/unsupported-node.ts).
 //
-// It must load and run on old Node.js (18, 20) itself: import nothing, use no API they lack.
+// It must load and run on old Node.js (18, 20) itself: it imports only protocol/errors (plain classes) and uses no API they lack.
 
 /** The oldest Node.js major version this package runs on (execa 10 needs 22); package.json engines says the same. */
 export const MIN_NODE_MAJOR = 22;
@@ -29,11 +30,9 @@ export function nodeVersionProblem(version: string = process.versions.node): str
 }
 
 /** The error an exec node ends each message with on an old Node.js. */
-export class UnsupportedNodeError extends Error {
-  readonly code = UNSUPPORTED_NODE;
-
+export class UnsupportedNodeError extends FileDaemonError {
   constructor(message: string) {
-    super(message);
+    super("UNSUPPORTED_NODE", message);
     this.name = "UnsupportedNodeError";
   }
 }

@@ -1,23 +1,20 @@
+import { FileDaemonError } from "../../protocol/errors";
 /** How many submissions may wait (not counting running ones) before new ones are refused. */
 export const DEFAULT_MAX_WAITING = 100;
 
 /** A unit of work; `signal` fires when it must stop (kill request, node closed). */
 export type QueueTask<T> = (signal: AbortSignal) => Promise<T>;
 
-export class QueueFullError extends Error {
-  readonly code = "QUEUE_FULL";
-
+export class QueueFullError extends FileDaemonError {
   constructor(maxWaiting: number) {
-    super(`the queue is full (${maxWaiting} messages already wait for the daemon); this message was refused and its command not run. Send messages more slowly, or add channels to the daemon`);
+    super("QUEUE_FULL", `the queue is full (${maxWaiting} messages already wait for the daemon); this message was refused and its command not run. Send messages more slowly, or add channels to the daemon`);
     this.name = "QueueFullError";
   }
 }
 
-export class QueueClosedError extends Error {
-  readonly code = "QUEUE_CLOSED";
-
+export class QueueClosedError extends FileDaemonError {
   constructor(reason: string) {
-    super(`${reason}; the command was not run`);
+    super("QUEUE_CLOSED", `${reason}; the command was not run`);
     this.name = "QueueClosedError";
   }
 }

@@ -17,11 +17,9 @@ export function payloadCommandAllowed(settings: Readonly<Record<string, unknown>
 }
 
 /** An exec node without a fixed command, where the admin forbids that (NOT_ALLOWED). */
-export class PayloadCommandForbiddenError extends Error {
-  readonly code = "NOT_ALLOWED";
-
+export class PayloadCommandForbiddenError extends FileDaemonError {
   constructor() {
-    super(`the administrator forbids running msg.payload as the whole command (${ALLOW_PAYLOAD_COMMAND_SETTING} in settings.js): set a Command in this node (msg.payload can be appended to it as one argument); nothing was run`);
+    super("NOT_ALLOWED", `the administrator forbids running msg.payload as the whole command (${ALLOW_PAYLOAD_COMMAND_SETTING} in settings.js): set a Command in this node (msg.payload can be appended to it as one argument); nothing was run`);
     // Shown before the message, as the allowlist's refusal (same code).
     this.name = "NotAllowedError";
   }

@@ -1,3 +1,4 @@
+import { FileDaemonError } from "../../protocol/errors";
 import type { CommandResult } from "../../client/submit";
 import type { NodeMessage, NodeStatus, Translate } from "../node-red-types";
 
@@ -32,11 +33,9 @@ export function isNonZero(result: CommandResult): boolean {
 }
 
 /** A non-zero exit reported as an error because the node is set to ("failOnNonZero"). */
-export class NonZeroExitError extends Error {
-  readonly code = "NON_ZERO_EXIT";
-
+export class NonZeroExitError extends FileDaemonError {
   constructor(result: CommandResult) {
-    super(result.signal !== null ? `the command was ended by ${result.signal}` : `the command exited with code ${result.code}`);
+    super("NON_ZERO_EXIT", result.signal !== null ? `the command was ended by ${result.signal}` : `the command exited with code ${result.code}`);
     this.name = "NonZeroExitError";
   }
 }

@@ -1,3 +1,4 @@
+import { FileDaemonError, isErrorCode } from "../../protocol/errors";
 import { CommandFailedError, submitCommand, type CommandResult } from "../../client/submit";
 import { CommandQueue } from "./command-queue";
 import { pause } from "../../shared/pause";
@@ -150,8 +151,7 @@ export class ExecRunner {
     }
     // No daemon because its directory or files need fixing: the message says why, and how.
     const problem = daemonProblemError(this.daemon.health, err);
-    const error = problem ?? (err instanceof Error ? err : new Error(String(err)));
-    if (this.closing && !error.message.startsWith(CLOSED)) error.message = errorCode(error) === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${error.message}`;
+    const error = this.closing ? closedError(err) : (problem ?? (err instanceof Error ? err : new Error(String(err))));
     this.idleStatus = problem !== null ? healthStatus(this.daemon.health, this.env.t) : failureStatus(error, result, this.env.t);
     this.showStatus();
     done(error);
@@ -190,4 +190,13 @@ export class ExecRunner {
     else if (runningCount > 0) this.node.status({ fill: "blue", shape: "dot", text: t("file-daemon-exec.status.running") });
     else this.node.status(this.idleStatus);
   }
+}
+
+/** The error of a message ended by the node's close: says so, keeps the code, wraps the cause. */
+function closedError(err: unknown): Error {
+  const cause = err instanceof Error ? err : new Error(String(err));
+  if (cause.message.startsWith(CLOSED)) return cause;
+  const code = errorCode(cause);
+  const message = code === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${cause.message}`;
+  return new FileDaemonError(isErrorCode(code) ? code : "QUEUE_CLOSED", message, { cause });
 }

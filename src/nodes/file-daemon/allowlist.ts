@@ -218,12 +218,10 @@ function migrateV1Pattern(pattern: string): string {
 }
 
 /** A command refused by the allowlist: never written to the daemon's files. */
-export class NotAllowedError extends Error {
-  readonly code = "NOT_ALLOWED";
-
+export class NotAllowedError extends FileDaemonError {
   constructor(command: string, what: string) {
     const shown = command.length > 120 ? `${command.slice(0, 120)}…` : command;
-    super(`${what} ${JSON.stringify(shown)} matches no pattern of the daemon's allowlist; it was not run. Add a pattern for it in the file-daemon config node, or change the command`);
+    super("NOT_ALLOWED", `${what} ${JSON.stringify(shown)} matches no pattern of the daemon's allowlist; it was not run. Add a pattern for it in the file-daemon config node, or change the command`);
     this.name = "NotAllowedError";
   }
 }
