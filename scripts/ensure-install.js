@@ -70,6 +70,9 @@ if (fs.existsSync(modules) && fs.lstatSync(modules).isSymbolicLink()) {
 }
 
 console.log(`ensure-install: ${why}: running npm ci`);
+if (Number(process.versions.node.split(".")[0]) < 22) {
+  console.log(`ensure-install: npm runs on this system's Node ${process.version} and may warn EBADENGINE; the project's Node 22 is one of the packages it installs`);
+}
 // The npm that runs this script (npm_execpath), not node_modules/.bin/npm, which npm ci removes.
 const npmCli = process.env.npm_execpath;
 const [command, args] = npmCli && /\.[cm]?js$/.test(npmCli)
