@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -89,7 +89,8 @@ function referencedImages(): string[] {
 
 describe("the npm package, installed into a fresh Node-RED", function () {
   this.timeout(60_000);
-  this.bail(true); // each step builds on the one before
+  // Each step builds on the one before and says so when that one failed. (Not this.bail(): mocha
+  // then skips the whole suite, silently, after a failure anywhere earlier in the run.)
 
   let tmp = "";
   let tarball = "";
@@ -157,6 +158,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
 
   it("installs from the tarball into a fresh user directory, as the palette manager does", async function () {
     this.timeout(120_000);
+    assert.ok(tarball, "no tarball: packing failed");
     userDir = path.join(tmp, "node-red");
     mkdirSync(userDir);
     writeFileSync(path.join(userDir, "package.json"), JSON.stringify({ name: "node-red-project", description: "A Node-RED Project", version: "0.0.1", private: true }, null, 4));
@@ -166,6 +168,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
   });
 
   it("starts Node-RED on it, loads both nodes without errors", async function () {
+    assert.ok(userDir && existsSync(installed()), "the package is not installed: the step before failed");
     const load = createRequire(path.join(REPO, "package.json"));
     const red = load.resolve(`${NR_PKG}/red.js`);
     const port = await freePort();
@@ -200,6 +203,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
 
   it("deploys example 1 from the installed package; its daemon serves; both injects report their exit codes", async function () {
     this.timeout(60_000);
+    assert.ok(url && nodeRed?.exitCode === null, "Node-RED is not running: the step before failed");
     const nodes = JSON.parse(readFileSync(path.join(installed(), "examples", EXAMPLE), "utf8")) as Record<string, unknown>[];
     const tab = nodes.find((node) => typeof node.z === "string")?.z as string;
     for (const node of nodes) {
@@ -245,6 +249,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
 
   it("stops the daemon when the flow is removed, and Node-RED cleanly; the Python client imports from the installed package", async function () {
     this.timeout(40_000);
+    assert.ok(url && nodeRed?.exitCode === null, "Node-RED is not running: a step before failed");
     const undeploy = await fetch(`${url}/flows`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Node-RED-API-Version": "v1", "Node-RED-Deployment-Type": "full" },
