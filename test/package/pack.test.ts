@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
-import { stopLiveDaemon } from "../../src/engine/daemon-process";
+import { stopLiveDaemon } from "../../src/supervisor/daemon-process";
 import { daemonFiles } from "../../src/protocol/paths";
 import { freePort, NR_PKG, REPO } from "../browser/node-red-process";
 
@@ -145,7 +145,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
     const files = listing.split("\n").filter(Boolean).map((line) => line.replace(/^package\//, ""));
     const pkg = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { main: string; bin: Record<string, string>; "node-red": { nodes: Record<string, string> } };
     for (const file of ["LICENSE", "README.md", "package.json", pkg.main, ...Object.values(pkg.bin), ...Object.values(pkg["node-red"].nodes),
-      "dist/src/nodes/file-daemon.js", "dist/src/nodes/file-daemon-exec.js", `examples/${EXAMPLE}`, "python/file_daemon.py",
+      "dist/src/nodes/file-daemon/file-daemon.js", "dist/src/nodes/file-daemon-exec/file-daemon-exec.js", `examples/${EXAMPLE}`, "python/file_daemon.py",
       "systemd/file-daemon.service", "systemd/README.md", "docs/PROTOCOL.md"]) {
       assert.ok(files.includes(file.replace(/^\.\//, "")), `the package lacks ${file}; it holds:\n${files.join("\n")}`);
     }
