@@ -35,9 +35,12 @@ export async function stopChild(child: ChildProcess, exited: Promise<unknown>, g
   clearTimeout(timer);
 }
 
-/** Last resort (error, Ctrl-C): every child still running gets SIGKILL. */
+/** Drivers started by runDriver: stopped with SIGTERM, so that they stop their own children. */
+const drivers = new Set<ChildProcess>();
+
+/** Last resort (error, Ctrl-C): every child still running gets SIGKILL (a driver, SIGTERM). */
 export function killAllChildren(): void {
-  for (const child of children) if (alive(child)) child.kill("SIGKILL");
+  for (const child of children) if (alive(child)) child.kill(drivers.has(child) ? "SIGTERM" : "SIGKILL");
 }
 
 async function waitUntil(what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
@@ -95,8 +98,9 @@ export class NodeRedWorker {
   readonly ready: Promise<void>;
   readonly child: ChildProcess;
 
-  constructor() {
-    this.child = fork(path.join(__dirname, "nodered-worker.js"), [], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  /** `execArgv`: Node flags for the worker (--max-old-space-size, --expose-gc). It runs on this process's Node. */
+  constructor(execArgv: readonly string[] = []) {
+    this.child = fork(path.join(__dirname, "nodered-worker.js"), [], { stdio: ["ignore", "pipe", "pipe", "ipc"], execArgv: [...execArgv] });
     this.exited = track(this.child, this.output);
     this.ready = new Promise((resolve, reject) => {
       this.pending.set(0, { resolve: () => resolve(), reject });
@@ -146,4 +150,22 @@ export function spawnTrue(): Promise<number> {
     child.once("error", reject);
     child.once("exit", () => resolve(performance.now() - started));
   });
+}
+
+/**
+ * This benchmark's driver (run.js) again, on the Node at `nodePath`, so that everything it
+ * starts (daemons, Node-RED workers, the bare node) runs on that Node. Its stderr goes to ours;
+ * resolves to its exit code and its stdout.
+ */
+export async function runDriver(nodePath: string, args: readonly string[]): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(nodePath, [path.join(__dirname, "run.js"), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  children.add(child);
+  drivers.add(child);
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  // 'close', not 'exit': at 'exit' the end of its output may still be unread in the pipe.
+  const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+  children.delete(child);
+  drivers.delete(child);
+  return { code, stdout };
 }

@@ -7,14 +7,17 @@ export interface DaemonFilesArg {
   readonly sleepTime: number;
 }
 
+/** "full": every node; "base": the core exec node only; "heap": the exec node and ours on d1 (a memory row's fresh worker). */
+export type FlowKind = "full" | "base" | "heap";
+
 export type Request =
   | { readonly op: "init" }
-  | { readonly op: "load"; readonly flow: "full" | "base"; readonly d1?: DaemonFilesArg; readonly dN?: DaemonFilesArg; readonly dTmpfs?: DaemonFilesArg }
+  | { readonly op: "load"; readonly flow: FlowKind; readonly d1?: DaemonFilesArg; readonly dN?: DaemonFilesArg; readonly dTmpfs?: DaemonFilesArg }
   | { readonly op: "seq"; readonly node: string; readonly count: number; readonly payload?: string }
   | { readonly op: "burst"; readonly nodes: readonly string[]; readonly count: number; readonly payload?: string }
   | { readonly op: "start"; readonly node: string; readonly payload: string }
   | { readonly op: "await"; readonly ticket: string }
-  | { readonly op: "hold"; readonly mib: number }
+  | { readonly op: "hold"; readonly kind: MemoryKind; readonly mib: number }
   | { readonly op: "quiet"; readonly ms: number }
   | { readonly op: "unload" };
 
@@ -43,14 +46,37 @@ export interface BurstResult {
   readonly eld: EventLoopDelay;
 }
 
+/**
+ * What the extra memory of a Node-RED worker is made of. "buffers": Buffer.alloc, outside the
+ * V8 heap, pages fork() must copy the page tables of. "objects": small JS objects in a Map, on
+ * the V8 heap, whose pages Node >= 20.4 marks MADV_DONTFORK (nodejs/node#48523), so fork skips them.
+ */
+export type MemoryKind = "buffers" | "objects";
+
 export interface InitResult {
   readonly nodeRedVersion: string;
   readonly nodeRedPath: string;
+  /** process.versions.node, .uv, .v8 and process.execPath of the worker. */
+  readonly node: string;
+  readonly uv: string;
+  readonly v8: string;
+  readonly execPath: string;
 }
 
+/** Memory of the worker after a hold, all from process.memoryUsage() (bytes). */
 export interface HoldResult {
+  readonly kind: MemoryKind;
   readonly heldMiB: number;
+  /** VmRSS now (process.memoryUsage().rss). */
   readonly rssBytes: number;
+  /** The V8 heap in use (heapUsed), after a full GC. */
+  readonly heapUsedBytes: number;
+  /** How much heapUsed grew for this hold (after a full GC). */
+  readonly heapGrowthBytes: number;
+  /** Memory outside the V8 heap that V8 knows of (external: Buffers' ArrayBuffers among it). */
+  readonly externalBytes: number;
+  /** Time the allocation took. */
+  readonly holdMs: number;
 }
 
 export type Reply = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };

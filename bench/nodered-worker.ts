@@ -9,7 +9,7 @@ import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import helper from "node-red-node-test-helper";
 import { SpawnCounter } from "./spawn-counter";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, Reply, Request, SeqResult } from "./ipc";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, FlowKind, HoldResult, InitResult, MemoryKind, Reply, Request, SeqResult } from "./ipc";
 
 type NodeModule = (RED: never) => void;
 type Msg = Record<string, unknown>;
@@ -31,6 +31,9 @@ interface Pending {
 const pending = new Map<string, Pending>();
 let nextMessage = 0;
 const held: Buffer[] = [];
+/** JS objects held on the V8 heap: chunks of small objects, strings and arrays. */
+const heldObjects = new Map<number, unknown[]>();
+let heldObjectsMiB = 0;
 const tickets = new Map<string, Promise<number>>();
 
 function coreNode(file: string): NodeModule {
@@ -56,7 +59,7 @@ function config(id: string, files: DaemonFilesArg): FlowNode {
   return { id, type: "file-daemon", commandsFile: files.commands, resultsFile: files.results, sleepTime: files.sleepTime, mode: "external", channels: files.channels };
 }
 
-function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpfs?: DaemonFilesArg): FlowNode[] {
+function flowFor(kind: FlowKind, d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpfs?: DaemonFilesArg): FlowNode[] {
   const flow: FlowNode[] = [
     { id: "tab", type: "tab", label: "bench" },
     // The core exec node as a user sets it up to run `true`: no payload appended, exec mode.
@@ -68,6 +71,10 @@ function flowFor(kind: "full" | "base", d1?: DaemonFilesArg, dN?: DaemonFilesArg
     if (d1 === undefined || dN === undefined) throw new Error("load full: d1 and dN are required");
     flow.push(config("d1", d1), config("dN", dN), ours("ours", "d1", "true", 200), ours("oursN", "dN", "", 250), ours("oursN2", "dN", "", 300));
     if (dTmpfs !== undefined) flow.push(config("dT", dTmpfs), ours("oursTmpfs", "dT", "true", 350));
+  }
+  if (kind === "heap") {
+    if (d1 === undefined) throw new Error("load heap: d1 is required");
+    flow.push(config("d1", d1), ours("ours", "d1", "true", 200));
   }
   return flow;
 }
@@ -119,16 +126,60 @@ async function waitForDaemon(id: string, channels: number): Promise<void> {
   }
 }
 
+/** A full GC when the worker runs with --expose-gc, so that heapUsed counts live objects only. */
+function collect(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+function hold(kind: MemoryKind, mib: number): HoldResult {
+  const started = performance.now();
+  collect();
+  const heapBefore = process.memoryUsage().heapUsed;
+  if (kind === "buffers") {
+    // Buffers filled byte by byte: every page is touched, so RSS (what fork copies the page
+    // tables of) really grows. Outside the V8 heap, so no --max-old-space-size is needed.
+    const chunk = 64 * 1048576;
+    while (held.length * 64 < mib) held.push(Buffer.alloc(chunk, 1));
+  } else {
+    // Many small objects (an object, a string and an array of two numbers each), chunked in a
+    // Map, until the V8 heap has grown by `mib` (heapUsed after a full GC). Needs the worker to
+    // run with a --max-old-space-size larger than that.
+    const target = heapBefore + (mib - heldObjectsMiB) * 1048576;
+    let key = heldObjects.size;
+    for (;;) {
+      while (process.memoryUsage().heapUsed < target) {
+        const chunk: unknown[] = new Array<unknown>(4096);
+        for (let i = 0; i < chunk.length; i++) chunk[i] = { n: key * 4096 + i, s: `s${key}-${i}`, a: [i, i + 0.5] };
+        heldObjects.set(key++, chunk);
+      }
+      collect();
+      if (process.memoryUsage().heapUsed >= target) break;
+    }
+    heldObjectsMiB = mib;
+  }
+  collect();
+  const usage = process.memoryUsage();
+  return {
+    kind,
+    heldMiB: kind === "buffers" ? held.length * 64 : heldObjectsMiB,
+    rssBytes: usage.rss,
+    heapUsedBytes: usage.heapUsed,
+    heapGrowthBytes: usage.heapUsed - heapBefore,
+    externalBytes: usage.external,
+    holdMs: performance.now() - started,
+  };
+}
+
 async function handle(request: Request): Promise<unknown> {
   switch (request.op) {
     case "init": {
       helper.init(NR_PATH);
       const version = (JSON.parse(readFileSync(path.join(path.dirname(NR_PATH), "..", "package.json"), "utf8")) as { version: string }).version;
-      const result: InitResult = { nodeRedVersion: version, nodeRedPath: NR_PATH };
+      const result: InitResult = { nodeRedVersion: version, nodeRedPath: NR_PATH, node: process.versions.node, uv: process.versions.uv, v8: process.versions.v8, execPath: process.execPath };
       return result;
     }
     case "load": {
-      const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "full" ? ourNodes() : [])];
+      const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "base" ? [] : ourNodes())];
       await helper.load(nodes, flowFor(request.flow, request.d1, request.dN, request.dTmpfs));
       // The helper spies on every node's send/status/log (sinon, plus a nextTick per call) for
       // test assertions; a real Node-RED does not, so remove that overhead for both nodes.
@@ -139,6 +190,7 @@ async function handle(request: Request): Promise<unknown> {
         await waitForDaemon("dN", request.dN.channels);
         if (request.dTmpfs !== undefined) await waitForDaemon("dT", request.dTmpfs.channels);
       }
+      if (request.flow === "heap" && request.d1 !== undefined) await waitForDaemon("d1", request.d1.channels);
       return null;
     }
     case "seq": {
@@ -182,14 +234,8 @@ async function handle(request: Request): Promise<unknown> {
       if (done === undefined) throw new Error(`no ticket ${request.ticket}`);
       return await done;
     }
-    case "hold": {
-      // Buffers filled byte by byte: every page is touched, so RSS (what fork copies the page
-      // tables of) really grows. Outside the V8 heap, so no --max-old-space-size is needed.
-      const chunk = 64 * 1048576;
-      while (held.length * 64 < request.mib) held.push(Buffer.alloc(chunk, 1));
-      const result: HoldResult = { heldMiB: held.length * 64, rssBytes: process.memoryUsage.rss() };
-      return result;
-    }
+    case "hold":
+      return hold(request.kind, request.mib);
     case "quiet": {
       // The event loop with nothing to do: what this machine's scheduling alone costs.
       const stop = monitor();

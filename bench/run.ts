@@ -2,20 +2,29 @@
  * `npm run bench`: our round trip against Node-RED's core exec node and a raw spawn, on this
  * machine, every figure measured in this run. `--quick` is the short version CI runs.
  *
- *   node dist/bench/run.js [--quick] [--dir DIR]
+ *   node dist/bench/run.js [--quick] [--dir DIR] [--node PATH]... [--compare-node]
+ *
+ * Which Node: the full run measures everything twice, on the repository's Node 22
+ * (node_modules/node) and Node 24 (node_modules/node24), and prints a table for each and the
+ * memory rows side by side. `--quick` measures on the Node running it only; `--compare-node`
+ * adds the other one. `--node PATH` (repeatable) names the Nodes instead. Each Node gets its own
+ * driver process (this file again, on that Node), so its daemons and Node-RED workers and the
+ * bare node all run on it.
  *
  * Processes: this driver; the daemons (`node bin/file-daemon.js ...`, separate processes as in
- * real use); a Node-RED process (nodered-worker.js) that holds the extra memory and whose
- * event loop, CPU and forks are measured; a second Node-RED with only the core exec node (the
+ * real use); a Node-RED process (nodered-worker.js) whose event loop, CPU and forks are
+ * measured; for each memory row, a fresh Node-RED process that holds that much extra memory,
+ * of one kind (Buffers or JS objects); a second Node-RED with only the core exec node (the
  * idle baseline); a bare idle `node` (the memory baseline).
  */
+import { existsSync } from "node:fs";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { submitCommand } from "../src/client/submit";
-import { killAllChildren, NodeRedWorker, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, SeqResult } from "./ipc";
+import { killAllChildren, NodeRedWorker, REPO, runDriver, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult } from "./ipc";
 import { cpuSample, cpuUse, statusBytes, type CpuUse } from "./proc";
 import { countForks, straceAvailable, type ForkCount } from "./strace";
 import { fmt, median, mib, ms, ratio, times } from "./stats";
@@ -25,7 +34,7 @@ interface Plan {
   readonly quick: boolean;
   /** Messages per round, rounds, for the sequential comparison at +0. */
   readonly seq: readonly [number, number];
-  /** The same at +512 MiB and +1 GiB. */
+  /** The same in each memory row's fresh worker. */
   readonly heapSeq: readonly [number, number];
   readonly floor: readonly [number, number];
   readonly engine: number;
@@ -37,11 +46,25 @@ interface Plan {
   readonly sleepS: number;
   readonly busyCount: number;
   readonly straceMessages: number;
+  /** Extra memory of the memory rows (each size of each kind in a fresh Node-RED process). */
   readonly heapMiB: readonly number[];
 }
 
-const FULL: Plan = { quick: false, seq: [50, 5], heapSeq: [40, 3], floor: [50, 5], engine: 100, poll: 10, burstRounds: 3, idleMs: 10_000, settleMs: 15_000, sleepS: 10, busyCount: 100, straceMessages: 20, heapMiB: [0, 512, 1024] };
-const QUICK: Plan = { quick: true, seq: [15, 2], heapSeq: [10, 1], floor: [20, 2], engine: 20, poll: 3, burstRounds: 1, idleMs: 1000, settleMs: 0, sleepS: 1, busyCount: 10, straceMessages: 5, heapMiB: [0, 512, 1024] };
+const KINDS: readonly MemoryKind[] = ["buffers", "objects"];
+const KIND_LABEL: Record<MemoryKind, string> = { buffers: "Buffers (off-heap; what fork copies)", objects: "JS objects (V8 heap, MADV_DONTFORK)" };
+
+const FULL: Plan = { quick: false, seq: [50, 5], heapSeq: [40, 3], floor: [50, 5], engine: 100, poll: 10, burstRounds: 3, idleMs: 10_000, settleMs: 15_000, sleepS: 10, busyCount: 100, straceMessages: 20, heapMiB: [512, 1024] };
+const QUICK: Plan = { quick: true, seq: [15, 2], heapSeq: [10, 1], floor: [20, 2], engine: 20, poll: 3, burstRounds: 1, idleMs: 1000, settleMs: 0, sleepS: 1, busyCount: 10, straceMessages: 5, heapMiB: [256] };
+
+/** The repository's Nodes (devDependencies "node" and "node24"). */
+const REPO_NODES = [path.join(REPO, "node_modules", "node", "bin", "node"), path.join(REPO, "node_modules", "node24", "bin", "node")];
+
+/** Marks the machine-readable summary a per-Node driver prints last (--summary). */
+const SUMMARY_MARK = "@@file-daemon-bench-summary@@ ";
+
+function sizeText(size: number): string {
+  return size >= 1024 ? `${size / 1024} GiB` : `${size} MiB`;
+}
 
 const SLEEP_TIME = 0.5;
 const BURST = 200;
@@ -71,11 +94,12 @@ function fileSystemOf(dir: string): string {
 
 function machineInfo(nodeRed: InitResult, dir: string, loadAtStart: number): string {
   const cpus = os.cpus();
+  if (nodeRed.node !== process.versions.node) throw new Error(`the Node-RED worker runs Node ${nodeRed.node}, the driver ${process.versions.node}`);
   return [
     `Load:     1-min load average ${loadAtStart.toFixed(2)} at the start, ${(os.loadavg()[0] ?? 0).toFixed(2)} at the end (other work on this machine adds noise)`,
     `Date:     ${new Date().toISOString()}`,
     `CPU:      ${cpus[0]?.model ?? "?"} × ${cpus.length} (${os.arch()}), ${mib(os.totalmem())} RAM, Linux ${os.release()}`,
-    `Node:     ${process.version}; Node-RED ${nodeRed.nodeRedVersion}`,
+    `Node:     v${nodeRed.node}, libuv ${nodeRed.uv}, V8 ${nodeRed.v8} (${nodeRed.execPath}): this driver, the daemons and every Node-RED worker; Node-RED ${nodeRed.nodeRedVersion}`,
     `Files:    ${dir} (${fileSystemOf(dir)})`,
   ].join("\n");
 }
@@ -136,9 +160,78 @@ function tmpfsDir(main: string): string | null {
   }
 }
 
+interface NodeSummary {
+  readonly node: string;
+  readonly uv: string;
+  readonly execPath: string;
+  readonly seconds: number;
+  readonly rows: readonly { readonly what: string; readonly exec: string; readonly ours: string }[];
+}
+
+/** The Nodes to measure on: --node PATHs; else both of the repository's (full run, --compare-node), or this one. */
+function nodesToRun(given: readonly string[] | undefined, quick: boolean, compare: boolean): string[] {
+  if (given !== undefined && given.length > 0) return given.map((p) => path.resolve(p));
+  if (quick && !compare) return [process.execPath];
+  const found = REPO_NODES.filter((p) => existsSync(p));
+  return found.length > 0 ? found : [process.execPath];
+}
+
+/** One driver per Node, one after the other; their tables, then the memory rows side by side. */
+async function runPerNode(nodes: readonly string[], passOn: readonly string[]): Promise<number> {
+  const summaries: NodeSummary[] = [];
+  let failed = 0;
+  for (const nodePath of nodes) {
+    log(`--- on ${nodePath} ---`);
+    const { code, stdout } = await runDriver(nodePath, [...passOn, "--this-node", "--summary"]);
+    const markAt = stdout.lastIndexOf(SUMMARY_MARK);
+    const text = markAt < 0 ? stdout : stdout.slice(0, markAt);
+    if (markAt >= 0) summaries.push(JSON.parse(stdout.slice(markAt + SUMMARY_MARK.length)) as NodeSummary);
+    const title = markAt >= 0 ? `Node v${(summaries.at(-1) as NodeSummary).node}` : nodePath;
+    process.stdout.write(`\n## ${title} (${nodePath})\n${text}`);
+    if (code !== 0) {
+      failed++;
+      process.stdout.write(`\n(the driver on ${nodePath} exited ${code})\n`);
+    }
+  }
+  if (summaries.length > 1) {
+    process.stdout.write(`\n## The memory rows side by side: ${summaries.map((s) => `Node v${s.node} (libuv ${s.uv})`).join(" vs ")}\n\n`);
+    const lines = [`| Node-RED holding | ${summaries.map((s) => `v${s.node}: exec node | v${s.node}: ours`).join(" | ")} |`, `|---|${summaries.map(() => "---|---|").join("")}`];
+    const first = summaries[0] as NodeSummary;
+    for (const [i, row] of first.rows.entries()) {
+      lines.push(`| ${row.what} | ${summaries.map((s) => `${s.rows[i]?.exec ?? "n/a"} | ${s.rows[i]?.ours ?? "n/a"}`).join(" | ")} |`);
+    }
+    process.stdout.write(`${lines.join("\n")}\n\nEach cell: median ms/msg, event-loop delay max in that Node-RED process while the messages ran. Each table above says how it was measured.\n`);
+  }
+  return failed === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, dir: { type: "string" } } });
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean" },
+      dir: { type: "string" },
+      node: { type: "string", multiple: true },
+      "compare-node": { type: "boolean" },
+      // Internal: measure in this process, on this Node (what runPerNode starts).
+      "this-node": { type: "boolean" },
+      summary: { type: "boolean" },
+    },
+  });
   const plan = values.quick ? QUICK : FULL;
+  if (values["this-node"] !== true) {
+    const nodes = nodesToRun(values.node, plan.quick, values["compare-node"] === true);
+    const single = nodes.length === 1 && nodes[0] === process.execPath;
+    if (!single) {
+      const passOn = [...(plan.quick ? ["--quick"] : []), ...(values.dir === undefined ? [] : ["--dir", values.dir])];
+      const onSignal = () => {
+        killAllChildren();
+        process.exit(130);
+      };
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      return await runPerNode(nodes, passOn);
+    }
+  }
   const base = path.resolve(values.dir ?? os.tmpdir());
   const dir = mkdtempSync(path.join(base, "file-daemon-bench-"));
   const dirs = [dir];
@@ -156,7 +249,7 @@ async function main(): Promise<number> {
   try {
     const shm = tmpfsDir(dir);
     if (shm !== null) dirs.push(shm);
-    return await measure(plan, dir, shm, stops);
+    return await measure(plan, dir, shm, stops, values.summary === true);
   } finally {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`cleanup: ${String(err)}`));
     killAllChildren();
@@ -164,7 +257,44 @@ async function main(): Promise<number> {
   }
 }
 
-async function measure(plan: Plan, dir: string, shm: string | null, stops: (() => Promise<void>)[]): Promise<number> {
+interface HeapRow {
+  readonly kind: MemoryKind | null;
+  readonly mib: number;
+  readonly held: HoldResult;
+  readonly exec: SeqStats;
+  readonly ours: SeqStats;
+}
+
+/**
+ * One memory row: a fresh Node-RED process (exec node and ours on d1), warmed up, then made to
+ * hold `size` MiB of `kind`, then the sequential comparison; stopped afterwards, so at most one
+ * such process holds memory at a time. Both kinds run with the same flags: --expose-gc (heapUsed
+ * after a full GC) and an old space big enough for the JS objects.
+ */
+async function heapRow(kind: MemoryKind, size: number, d1: DaemonChild, plan: Plan): Promise<HeapRow> {
+  const worker = new NodeRedWorker(["--expose-gc", `--max-old-space-size=${size + 1024}`]);
+  try {
+    await worker.ready;
+    await worker.request<InitResult>({ op: "init" });
+    await worker.request({ op: "load", flow: "heap", d1: { commands: d1.commands, results: d1.results, channels: d1.channels, sleepTime: d1.sleepTime } });
+    await worker.request({ op: "seq", node: "exec", count: 5 });
+    await worker.request({ op: "seq", node: "ours", count: 5 });
+    const held = await worker.request<HoldResult>({ op: "hold", kind, mib: size });
+    log(`  +${sizeText(size)} of ${kind}: held in ${fmt(held.holdMs / 1000, 1)} s; VmRSS ${mib(held.rssBytes)}, heapUsed ${mib(held.heapUsedBytes)} (${held.heapGrowthBytes >= 0 ? "+" : ""}${mib(held.heapGrowthBytes)}), external ${mib(held.externalBytes)}`);
+    // V8 may still sweep concurrently after the allocation's GCs.
+    await pause(500);
+    const result = await compare(worker, plan.heapSeq, false);
+    return { kind, mib: size, held, exec: result.exec, ours: result.ours };
+  } finally {
+    await worker.stop();
+  }
+}
+
+function heldText(h: HoldResult): string {
+  return `VmRSS ${mib(h.rssBytes)}, V8 heapUsed ${mib(h.heapUsedBytes)}, external ${mib(h.externalBytes)}`;
+}
+
+async function measure(plan: Plan, dir: string, shm: string | null, stops: (() => Promise<void>)[], summary: boolean): Promise<number> {
   const cores = os.availableParallelism();
   const channels = cores * 2;
   const started = performance.now();
@@ -236,19 +366,18 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   let forksOurs: ForkCount | null = null;
   let forksExec: ForkCount | null = null;
 
-  const heap: { mib: number; rss: number; exec: SeqStats; ours: SeqStats }[] = [];
-  let atZero: Compared | null = null;
-  const heapSizes = plan.heapMiB;
-  // +0 first (it is also the plain sequential comparison); the memory only grows.
-  for (const size of heapSizes) {
-    log(`sequential, exec node vs ours, Node-RED holding +${size} MiB`);
-    const held = await worker.request<HoldResult>({ op: "hold", mib: size });
-    const result = await compare(worker, size === 0 ? plan.seq : plan.heapSeq, size === 0 && dTmpfs !== null);
-    heap.push({ mib: size, rss: held.rssBytes, ...result });
-    if (size === 0) {
-      atZero = result;
-      // The engine and the rest run while Node-RED is still small.
-      await engineAndChannels();
+  // +0 first (it is also the plain sequential comparison), in the worker that does the rest.
+  log("sequential, exec node vs ours, Node-RED holding +0 MiB");
+  const heldZero = await worker.request<HoldResult>({ op: "hold", kind: "buffers", mib: 0 });
+  const atZero: Compared = await compare(worker, plan.seq, dTmpfs !== null);
+  const heap: HeapRow[] = [{ kind: null, mib: 0, held: heldZero, exec: atZero.exec, ours: atZero.ours }];
+  // The engine and the rest run while Node-RED is still small.
+  await engineAndChannels();
+  // Then each size of each kind of memory in a fresh Node-RED process.
+  for (const size of plan.heapMiB) {
+    for (const kind of KINDS) {
+      log(`sequential, exec node vs ours, a fresh Node-RED holding +${sizeText(size)} of ${KIND_LABEL[kind]}`);
+      heap.push(await heapRow(kind, size, d1, plan));
     }
   }
 
@@ -298,7 +427,6 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   const rss = { daemon: statusBytes(d1.pid, "VmHWM"), daemonN: statusBytes(dN.pid, "VmHWM"), bare: statusBytes(bare.pid, "VmHWM") };
 
   // --- the table ---------------------------------------------------------------------------------
-  if (atZero === null) throw new Error("no +0 measurement");
   const floorMs = median(floor);
   const execMs = median(atZero.exec.latencies);
   const oursMs = median(atZero.ours.latencies);
@@ -363,7 +491,7 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   const rssRatio = ratio(rss.daemon, rss.bare);
   rows.push({
     what: LABELS.daemonRss,
-    figure: `${mib(rss.daemon)} vs ${mib(rss.bare)} = ${times(rssRatio)} (${channels}-channel daemon after the burst: ${mib(rss.daemonN)})`,
+    figure: `VmHWM ${mib(rss.daemon)} vs ${mib(rss.bare)} = ${times(rssRatio)} (${channels}-channel daemon after the burst: VmHWM ${mib(rss.daemonN)})`,
     target: "≤ 1.2× bare node",
     verdict: verdict(rssRatio <= 1.2),
   });
@@ -385,26 +513,38 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
     target: "0 (ours)",
     verdict: oursForks === null ? "n/a" : verdict(oursForks.processes === 0),
   });
+  const heapWhat = (h: HeapRow) => (h.kind === null ? `${LABELS.heap}0 MiB` : `${LABELS.heap}${sizeText(h.mib)} of ${KIND_LABEL[h.kind]}, fresh process`);
   for (const h of heap) {
     const e = median(h.exec.latencies);
     const o = median(h.ours.latencies);
     rows.push({
-      what: `${LABELS.heap}${h.mib >= 1024 ? `${h.mib / 1024} GiB` : `${h.mib} MiB`} (RSS ${mib(h.rss)})`,
+      what: `${heapWhat(h)} (${heldText(h.held)})`,
       figure: `exec node ${ms(e)}/msg, ${eldText(h.exec)}; ours ${ms(o)}/msg = ${times(ratio(o, e))} exec, ${eldText(h.ours)}`,
     });
   }
-  const last = heap.at(-1);
-  if (last !== undefined && last.mib > 0) {
-    const o0 = median(atZero.ours.latencies);
-    const o1 = median(last.ours.latencies);
-    const e1 = median(last.exec.latencies);
-    const unchanged = ratio(o1, o0);
-    const vsExec = ratio(o1, e1);
+  const o0 = median(atZero.ours.latencies);
+  const largest = (kind: MemoryKind) => heap.filter((h) => h.kind === kind).at(-1);
+  const againstZero = (h: HeapRow) => {
+    const o1 = median(h.ours.latencies);
+    return { unchanged: ratio(o1, o0), vsExec: ratio(o1, median(h.exec.latencies)) };
+  };
+  const lastBuffers = largest("buffers");
+  if (lastBuffers !== undefined) {
+    const { unchanged, vsExec } = againstZero(lastBuffers);
     rows.push({
       what: LABELS.heapTarget,
-      figure: `ours ${times(unchanged)} its +0 time; ${times(vsExec)} the exec node's`,
+      figure: `+${sizeText(lastBuffers.mib)} of Buffers: ours ${times(unchanged)} its +0 time; ${times(vsExec)} the exec node's`,
       target: "≤ 1.25× +0 (noise) and ≤ 0.15× exec",
       verdict: verdict(unchanged <= 1.25 && vsExec <= 0.15),
+    });
+  }
+  const lastObjects = largest("objects");
+  if (lastObjects !== undefined) {
+    const { unchanged, vsExec } = againstZero(lastObjects);
+    rows.push({
+      what: LABELS.heapTargetObjects,
+      figure: `+${sizeText(lastObjects.mib)} of JS objects: ours ${times(unchanged)} its +0 time; ${times(vsExec)} the exec node's (the V8 heap is MADV_DONTFORK: compare the exec node here with the Buffers row)`,
+      target: "not judged",
     });
   }
   const eldMax = Math.max(...heap.map((h) => maxEld(h.ours)));
@@ -415,20 +555,46 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
     verdict: verdict(eldMax <= 5),
   });
 
-  process.stdout.write(`\n${machineInfo(nodeRed, dir, loadAtStart)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases)" : "Mode:     full"}; measured in ${fmt((performance.now() - started) / 1000, 0)} s\n\n`);
+  const seconds = (performance.now() - started) / 1000;
+  const heldInAll = plan.heapMiB.reduce((sum, size) => sum + size * KINDS.length, 0);
+  const memoryRows = `Memory:   +${plan.heapMiB.map(sizeText).join(", +")} of each kind (${KINDS.map((k) => KIND_LABEL[k]).join("; ")}), each size and kind in a fresh Node-RED process (${sizeText(heldInAll)} held in all, one process at a time)`;
+  process.stdout.write(
+    `\n${machineInfo(nodeRed, dir, loadAtStart)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases; this Node only, --compare-node for Node 22 and 24)" : "Mode:     full"}; measured in ${fmt(seconds, 0)} s\n${memoryRows}\n\n`,
+  );
   process.stdout.write(renderTable(rows));
+  writeFooter(plan);
+  if (summary) {
+    const cellOf = (stats: SeqStats) => `${ms(median(stats.latencies))}/msg, loop max ${fmt(maxEld(stats), 1)} ms`;
+    const result: NodeSummary = {
+      node: nodeRed.node,
+      uv: nodeRed.uv,
+      execPath: nodeRed.execPath,
+      seconds,
+      rows: heap.map((h) => ({ what: h.kind === null ? "+0 MiB" : `+${sizeText(h.mib)} of ${KIND_LABEL[h.kind]}`, exec: cellOf(h.exec), ours: cellOf(h.ours) })),
+    };
+    process.stdout.write(`${SUMMARY_MARK}${JSON.stringify(result)}\n`);
+  }
+  return 0;
+}
+
+function writeFooter(plan: Plan): void {
   process.stdout.write(
     [
       "",
       "Medians over all messages of all rounds; ratios are of medians from this run. \"Event loop\": monitorEventLoopDelay({resolution: 1})",
       "in the Node-RED process while the messages ran; it records the interval between 1 ms timer ticks, so 1.0 ms means no delay.",
       `Idle CPU: /proc/PID/task/*/schedstat (ns), utime+stime ticks beside it; judged on a window that starts ${fmt((1000 + plan.idleMs + plan.settleMs) / 1000, 0)} s after the last`,
-      "work (V8 is still collecting that work's garbage in the first window). RSS: VmHWM. Forks: child_process calls wrapped",
+      "work (V8 is still collecting that work's garbage in the first window). Forks: child_process calls wrapped",
       "in the Node-RED process, and clone/fork syscalls of its threads under strace -f.",
+      "Memory figures: the daemons' and the bare node's are VmHWM (peak resident set, /proc/PID/status); a Node-RED row's are",
+      "that process's right after it took its memory, from process.memoryUsage(): VmRSS (rss, resident now), V8 heapUsed (after a",
+      "full GC) and external (off-heap memory V8 knows of, Buffers among it). RAM on the CPU line is os.totalmem() (MemTotal).",
+      "Buffers are off the V8 heap: fork() copies their page tables. The V8 heap's pages are MADV_DONTFORK since Node 20.4",
+      "(nodejs/node#48523): fork() leaves them out, so the same amount of JS objects should cost the exec node's fork less;",
+      "the two kinds' rows of the same size show how much less on this machine and this Node.",
       "",
     ].join("\n"),
   );
-  return 0;
 }
 
 main().then(

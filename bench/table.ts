@@ -18,7 +18,8 @@ export const LABELS = {
   forksApi: "Processes started by Node-RED per message (child_process calls)",
   forksStrace: "Forks of Node-RED per message (strace clone/fork)",
   heap: "Node-RED holding +",
-  heapTarget: "With +1 GiB: ours vs +0 and vs exec",
+  heapTarget: "With the most Buffers: ours vs +0 and vs exec",
+  heapTargetObjects: "With the most JS objects: ours vs +0 and vs exec",
   eldOurs: "Event-loop delay max while ours runs (any heap size)",
 } as const;
 
