@@ -70,7 +70,7 @@ export async function startDaemon(dir: string, name: string, sleepTime: number, 
   const output = { text: "" };
   const exited = track(child, output);
   const files = daemonFiles(commands, results);
-  await waitUntil(`daemon ${name} (output: ${output.text})`, async () => !alive(child) || (await readLiveDaemon(files))?.pid === child.pid, 15_000);
+  await waitUntil(`daemon ${name} (output: ${output.text})`, () => !alive(child) || readLiveDaemon(files)?.pid === child.pid, 15_000);
   if (!alive(child)) throw new Error(`daemon ${name} exited: ${output.text}`);
   return { child, pid: child.pid as number, commands, results, channels, sleepTime, stop: () => stopChild(child, exited, 15_000) };
 }

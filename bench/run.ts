@@ -417,8 +417,12 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
 
     if (straceAvailable()) {
       log("forks counted with strace");
-      forksOurs = await countForks(worker.pid, path.join(dir, "strace.ours"), async () => void (await worker.request({ op: "seq", node: "ours", count: plan.straceMessages })));
-      forksExec = await countForks(worker.pid, path.join(dir, "strace.exec"), async () => void (await worker.request({ op: "seq", node: "exec", count: plan.straceMessages })));
+      forksOurs = await countForks(worker.pid, path.join(dir, "strace.ours"), async () => {
+        await worker.request({ op: "seq", node: "ours", count: plan.straceMessages });
+      });
+      forksExec = await countForks(worker.pid, path.join(dir, "strace.exec"), async () => {
+        await worker.request({ op: "seq", node: "exec", count: plan.straceMessages });
+      });
     } else {
       log("strace not found: forks counted through the child_process APIs only");
     }

@@ -29,11 +29,12 @@ function distance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
     for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min((row[j] as number) + 1, (next[j - 1] as number) + 1, (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // Every index read here was written (row has b.length + 1 entries, next up to j - 1).
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
     row = next;
   }
-  return row[b.length] as number;
+  return row[b.length] ?? 0;
 }
 
 /**
@@ -66,7 +67,7 @@ export async function main(args: string[]): Promise<number> {
       return first === undefined ? EXIT.USAGE : EXIT.OK;
     }
     if (first === "submit") return await submitCli(rest);
-    if (first === "status") return await statusCli(rest);
+    if (first === "status") return statusCli(rest);
     const mistyped = first === "run" ? null : mistypedCommand(first, rest);
     if (mistyped !== null) {
       process.stderr.write(`file-daemon: ${mistyped} [BAD_OPTION]\n`);
@@ -91,11 +92,11 @@ export async function main(args: string[]): Promise<number> {
 
 /** The value of --log in `args` (read leniently: the error may be that the options are bad). */
 function logOption(args: string[]): string | null {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
+  for (const [i, arg] of args.entries()) {
     if (arg === "--") break;
     if (arg.startsWith("--log=")) return arg.slice(6) || null;
-    if (arg === "--log" && i + 1 < args.length) return args[i + 1] as string;
+    const value = args[i + 1];
+    if (arg === "--log" && value !== undefined) return value;
   }
   return null;
 }

@@ -2,10 +2,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
+import { Readable } from "node:stream";
 import { DAEMON_DEFAULTS } from "../daemon/options";
 import { DEFAULT_STALE_MS } from "../protocol/limits";
 import { EXIT } from "../shared/exit-status";
-import { FileDaemonError, type FileDaemonErrorCode } from "../protocol/errors";
+import { FileDaemonError, isErrorCode } from "../protocol/errors";
 import { Daemon } from "../daemon/daemon";
 import { LineLogger } from "../shared/log";
 import { leasePath } from "../protocol/supervision-lease";
@@ -181,7 +182,8 @@ async function launchDetached(args: string[], log: string | undefined, user: str
     cwd: "/",
     stdio: ["ignore", "ignore", "ignore", "pipe"],
   });
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  const pipe = child.stdio[3];
+  if (!(pipe instanceof Readable)) throw new Error("the background daemon was started without its status pipe");
   let text = "";
   for await (const chunk of pipe) text += String(chunk);
   const line = text.trim();
@@ -204,8 +206,8 @@ export function wasLogged(err: unknown): boolean {
 
 /** "message [CODE]" back into a FileDaemonError with that code. */
 function errorFromLine(line: string): FileDaemonError {
-  const match = /^(.*) \[([A-Z_]+)\]$/s.exec(line);
-  return match === null ? new FileDaemonError("IO", line) : new FileDaemonError(match[2] as FileDaemonErrorCode, match[1] as string);
+  const [, message, code] = /^(.*) \[([A-Z_]+)\]$/s.exec(line) ?? [];
+  return message !== undefined && isErrorCode(code) ? new FileDaemonError(code, message) : new FileDaemonError("IO", line);
 }
 
 /** Stage 1, a session leader: start stage 2 (which can never regain a terminal) and exit. */

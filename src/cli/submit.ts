@@ -159,13 +159,14 @@ function printOutput(result: CommandResult): void {
   if (result.stdoutTruncated || result.stderrTruncated) process.stderr.write("file-daemon: output was cut at the capture limit\n");
 }
 
-export async function statusCli(args: string[]): Promise<number> {
+export function statusCli(args: string[]): number {
   const { values } = parseCommandArgs("status", () => parseArgs({ args, options: FILE_OPTIONS }));
   if (values.help) {
     process.stdout.write(STATUS_USAGE);
     return 0;
   }
-  const files = daemonFiles(...Object.values(requireFiles(values)) as [string, string]);
+  const given = requireFiles(values);
+  const files = daemonFiles(given.commands, given.results);
   const daemon = readLiveDaemon(files);
   if (daemon === null) {
     process.stdout.write(`not running: no file-daemon serves ${files.commands}\n`);

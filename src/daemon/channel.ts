@@ -97,14 +97,19 @@ export class DaemonChannel {
       clearTimeout(timer);
       await new Promise((resolve) => setImmediate(resolve));
     }
-    for (let attempt = 0; this.unwritten !== null && attempt < 50; attempt++) {
+    for (let attempt = 0; this.hasUnwritten() && attempt < 50; attempt++) {
       try {
         this.publishResult();
       } catch {
         // Retried below; the log has the reason from the loop.
       }
-      if (this.unwritten !== null) await new Promise((resolve) => setTimeout(resolve, 100));
+      if (this.hasUnwritten()) await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /** A call, not a property read: TypeScript would keep `unwritten !== null` across publishResult(), which clears it. */
+  private hasUnwritten(): boolean {
+    return this.unwritten !== null;
   }
 
   private locked<T>(fn: (state: LockedChannel) => T): LockAttempt<T> {

@@ -91,7 +91,10 @@ export class DaemonPresence {
   }
 
   private keepServing(): void {
-    if (daemonLockState(this.files) === "gone") return this.lose();
+    if (daemonLockState(this.files) === "gone") {
+      this.lose();
+      return;
+    }
     let content: string | null;
     try {
       content = fs.readFileSync(this.files.info, "utf8");
@@ -126,21 +129,29 @@ export class DaemonPresence {
     const missing = this.files.directories.find((dir) => !fs.existsSync(dir));
     if (missing !== undefined) {
       this.directoriesBackSince = null;
-      return this.problem(`waiting for ${missing} to exist again`);
+      this.problem(`waiting for ${missing} to exist again`);
+      return;
     }
     this.directoriesBackSince ??= performance.now();
     if (performance.now() - this.directoriesBackSince < SETTLE_MS) return;
     try {
       const other = readLiveDaemon(this.files);
-      if (other !== null && other.pid !== process.pid) return this.displaced(`file-daemon pid ${other.pid} serves ${this.files.commands} now`);
+      if (other !== null && other.pid !== process.pid) {
+        this.displaced(`file-daemon pid ${other.pid} serves ${this.files.commands} now`);
+        return;
+      }
       this.checkSafe();
       await takeDaemonLock(this.files, this.info, this.info.stale, true);
       this.serve();
       this.publish();
     } catch (err) {
-      if (err instanceof FileDaemonError && err.code === "ALREADY_RUNNING") return this.displaced(err.message);
+      if (err instanceof FileDaemonError && err.code === "ALREADY_RUNNING") {
+        this.displaced(err.message);
+        return;
+      }
       this.state = "waiting";
-      return this.problem(err instanceof Error ? err.message : String(err));
+      this.problem(err instanceof Error ? err.message : String(err));
+      return;
     }
     this.lastProblem = "";
     this.log.info(`${this.files.directories.join(" and ")} back: serving ${this.files.commands} again`);

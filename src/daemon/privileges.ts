@@ -50,7 +50,7 @@ export function dropPrivileges(user: string): UserEntry {
     } catch {
       // Expected: the switch cannot be undone.
     }
-    if (regained || process.getuid?.() !== entry.uid || process.geteuid?.() !== entry.uid) {
+    if (regained || process.getuid() !== entry.uid || process.geteuid?.() !== entry.uid) {
       throw new FileDaemonError("BAD_OPTION", `switching to user ${user} did not drop root; refusing to serve`);
     }
   }

@@ -50,7 +50,7 @@ export function watchSupervision(options: SupervisionWatchOptions): () => void {
         vacantSince = why;
         supervisor = null;
       }
-      if (performance.now() - lastSupervised >= graceMs && !done) {
+      if (performance.now() - lastSupervised >= graceMs) {
         done = true;
         clearInterval(timer);
         options.onExpired(`no supervisor for ${graceMs / 1000} s (${why})`);

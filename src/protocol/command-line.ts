@@ -68,5 +68,5 @@ export function isId(value: unknown): value is string {
 }
 
 export function isPid(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) > 0;
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }

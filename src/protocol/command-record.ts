@@ -83,7 +83,7 @@ export function invalidLine2(meta: Record<string, unknown> | null): string | nul
   if (!isId(meta.id)) return `line 2 "id" must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${show(meta.id)}`;
   if (meta.pid !== undefined && meta.pid !== null && !isPid(meta.pid)) return `line 2 "pid" must be a whole number above 0 or null, got ${show(meta.pid)}`;
   if (meta.pidns !== undefined && meta.pidns !== null && !isPidns(meta.pidns)) return `line 2 "pidns" must be a string of at most 256 characters or null, got ${show(meta.pidns)}`;
-  if (meta.timeout !== undefined && !(Number.isSafeInteger(meta.timeout) && (meta.timeout as number) >= 0 && (meta.timeout as number) <= MAX_TIMEOUT_MS)) {
+  if (meta.timeout !== undefined && !(typeof meta.timeout === "number" && Number.isSafeInteger(meta.timeout) && meta.timeout >= 0 && meta.timeout <= MAX_TIMEOUT_MS)) {
     return `line 2 "timeout" must be a whole number of ms from 0 to ${MAX_TIMEOUT_MS}, got ${show(meta.timeout)}`;
   }
   if (meta.capture !== undefined && typeof meta.capture !== "boolean") return `line 2 "capture" must be true or false, got ${show(meta.capture)}`;
@@ -95,5 +95,7 @@ function isPidns(value: unknown): value is string {
 }
 
 function show(value: unknown): string {
-  return JSON.stringify(value)?.slice(0, 40) ?? String(value);
+  // JSON.stringify is typed as returning a string, but gives undefined for undefined (and functions).
+  const json = JSON.stringify(value) as string | undefined;
+  return json?.slice(0, 40) ?? String(value);
 }

@@ -30,7 +30,7 @@ export function decodeDaemonInfo(content: string): PublishedInfo | null {
   const meta = parseJsonLine(Buffer.from(content.split("\n")[0] ?? "", "utf8"));
   if (meta === null || !isPid(meta.pid)) return null;
   if (typeof meta.commands !== "string" || typeof meta.results !== "string") return null;
-  const channels = Number.isSafeInteger(meta.channels) && (meta.channels as number) >= 1 ? (meta.channels as number) : 1;
+  const channels = typeof meta.channels === "number" && Number.isSafeInteger(meta.channels) && meta.channels >= 1 ? meta.channels : 1;
   return {
     v: meta.v,
     commands: meta.commands,

@@ -57,10 +57,14 @@ export type DecodedResults =
   | { readonly kind: "foreign"; readonly code: number }
   | { readonly kind: "garbage"; readonly text: string };
 
+function isSignalName(name: string): name is NodeJS.Signals {
+  return Object.hasOwn(constants.signals, name);
+}
+
 /** Line 1 for a legacy reader: the exit status as a shell's `$?` would show it, or -1. */
 export function returnCodeLine(record: Pick<DoneRecord, "code" | "signal">): number {
   if (record.code !== null) return record.code;
-  const number = record.signal === null ? undefined : constants.signals[record.signal as NodeJS.Signals];
+  const number = record.signal !== null && isSignalName(record.signal) ? constants.signals[record.signal] : undefined;
   return number === undefined ? -1 : 128 + number;
 }
 
@@ -91,6 +95,10 @@ export function encodeDone(record: Omit<DoneRecord, "kind">): string {
 
 const STATUSES: readonly ResultStatus[] = ["exited", "signaled", "timeout", "killed", "interrupted", "failed", "refused"];
 
+function isResultStatus(value: unknown): value is ResultStatus {
+  return (STATUSES as readonly unknown[]).includes(value);
+}
+
 export function decodeResults(content: Buffer): DecodedResults {
   if (isBlank(content.toString("latin1"))) return { kind: "empty" };
   const [line1, line2] = firstTwoLines(content);
@@ -100,19 +108,19 @@ export function decodeResults(content: Buffer): DecodedResults {
     if (meta.state === "running" && line1.length === 0) {
       return { ...owner, kind: "running", daemon: isPid(meta.daemon) ? meta.daemon : 0, run: typeof meta.run === "string" ? meta.run : "" };
     }
-    if (meta.state === "done" && STATUSES.includes(meta.status as ResultStatus)) {
+    if (meta.state === "done" && isResultStatus(meta.status)) {
       return {
         ...owner,
         kind: "done",
-        status: meta.status as ResultStatus,
-        code: Number.isSafeInteger(meta.code) ? (meta.code as number) : null,
+        status: meta.status,
+        code: typeof meta.code === "number" && Number.isSafeInteger(meta.code) ? meta.code : null,
         signal: typeof meta.signal === "string" ? meta.signal : null,
         message: typeof meta.message === "string" ? meta.message : null,
         stdout: typeof meta.stdout === "string" ? Buffer.from(meta.stdout, "base64") : null,
         stderr: typeof meta.stderr === "string" ? Buffer.from(meta.stderr, "base64") : null,
         stdoutTruncated: meta.stdoutTruncated === true,
         stderrTruncated: meta.stderrTruncated === true,
-        durationMs: Number.isFinite(meta.durationMs) ? (meta.durationMs as number) : 0,
+        durationMs: typeof meta.durationMs === "number" && Number.isFinite(meta.durationMs) ? meta.durationMs : 0,
       };
     }
   }

@@ -24,7 +24,7 @@ const UPGRADE_HINT =
  * sentence that says so and how to upgrade.
  */
 export function nodeVersionProblem(version: string = process.versions.node): string | null {
-  const major = Number(String(version).replace(/^v/, "").split(".")[0]);
+  const major = Number(version.replace(/^v/, "").split(".")[0]);
   if (major >= MIN_NODE_MAJOR) return null;
   return `@file-daemon/node-red needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${version}); ${UPGRADE_HINT}`;
 }

@@ -27,10 +27,10 @@ export function timeoutMs(timeout: unknown, name = "timeout"): number {
 
 export function channelCount(channels: unknown): number {
   const value = typeof channels === "string" ? Number(channels) : channels;
-  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > MAX_CHANNELS) {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > MAX_CHANNELS) {
     throw new FileDaemonError("BAD_OPTION", `channels must be a whole number from 1 to ${MAX_CHANNELS}, got ${JSON.stringify(channels)}`);
   }
-  return value as number;
+  return value;
 }
 
 export function checkPath(file: unknown, name: string): string {

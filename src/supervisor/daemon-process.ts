@@ -109,11 +109,11 @@ export async function terminateDaemon(pid: number, startTime: string | null, opt
   const end = start + Math.max(0, options.timeoutMs ?? STOP_TIMEOUT_MS);
   const killAt = Math.max(start, end - KILL_WAIT_MS);
   sendSignal(pid, "SIGTERM");
-  while (!(await isGone(pid, startTime))) {
+  while (!isGone(pid, startTime)) {
     if (performance.now() >= killAt || options.killNow?.aborted) {
       sendSignal(pid, "SIGKILL");
       const killed = performance.now();
-      while (!(await isGone(pid, startTime))) {
+      while (!isGone(pid, startTime)) {
         if (performance.now() >= Math.max(end, killed + EXIT_POLL_MS)) return "unkillable";
         await pause(EXIT_POLL_MS / 5);
       }
@@ -144,7 +144,7 @@ function sendSignal(pid: number, name: NodeJS.Signals): void {
  * True once `pid` no longer names the process that started at `startTime`. A zombie counts as
  * gone: it has exited, and where no one reaps it (an init that does not) it would never vanish.
  */
-export async function isGone(pid: number, startTime: string | null): Promise<boolean> {
+export function isGone(pid: number, startTime: string | null): boolean {
   if (startTime === null ? !isPidAlive(pid) : processStartTime(pid) !== startTime) return true;
   return isZombie(pid);
 }

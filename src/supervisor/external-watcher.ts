@@ -19,6 +19,8 @@ export interface ExternalStatus {
 export class ExternalWatcher extends EventEmitter<{ state: [ExternalStatus] }> {
   readonly files: DaemonFiles;
   private readonly stopping = new AbortController();
+  /** A call, not a property read: TypeScript would carry `signal.aborted === false` across awaits. */
+  private readonly stopped = (): boolean => this.stopping.signal.aborted;
   private current: ExternalStatus = { state: "down", pid: null, info: null, message: "not checked yet" };
   private loop: Promise<void> | null = null;
 
@@ -35,9 +37,9 @@ export class ExternalWatcher extends EventEmitter<{ state: [ExternalStatus] }> {
     return this.current;
   }
 
-  /** Looks once, reports, then keeps watching; resolves with the first status. */
-  async start(): Promise<ExternalStatus> {
-    await this.check(true);
+  /** Looks once, reports, then keeps watching; returns the first status. */
+  start(): ExternalStatus {
+    this.check(true);
     this.loop = this.watch();
     return this.current;
   }
@@ -48,13 +50,13 @@ export class ExternalWatcher extends EventEmitter<{ state: [ExternalStatus] }> {
   }
 
   private async watch(): Promise<void> {
-    while (!this.stopping.signal.aborted) {
+    while (!this.stopped()) {
       await pause(this.pollMs, this.stopping.signal);
-      if (!this.stopping.signal.aborted) await this.check(false);
+      if (!this.stopped()) this.check(false);
     }
   }
 
-  private async check(first: boolean): Promise<void> {
+  private check(first: boolean): void {
     const live = readLiveDaemon(this.files);
     if (!first && (live?.pid ?? null) === this.current.pid) return;
     this.current =

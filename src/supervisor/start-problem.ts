@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { FileDaemonErrorCode } from "../protocol/errors";
+import { type FileDaemonErrorCode, isErrorCode } from "../protocol/errors";
 import { channelFiles, type DaemonFiles } from "../protocol/paths";
 
 /**
@@ -62,10 +62,9 @@ function userFix(dir: string): string {
  * (src/engine/cli.ts); the line is `TIME file-daemon[PID] error: MESSAGE [CODE]`.
  */
 export function refusalFromLog(lastLine: string): StartProblem | null {
-  const match = / error: (.*\[([A-Z_]+)\])$/.exec(lastLine.trim());
-  if (match === null) return null;
-  const code = match[2] as FileDaemonErrorCode;
-  return OPERATOR_CODES.includes(code) ? { code, message: match[1] as string } : null;
+  const [, message, code] = / error: (.*\[([A-Z_]+)\])$/.exec(lastLine.trim()) ?? [];
+  if (message === undefined || !isErrorCode(code) || !OPERATOR_CODES.includes(code)) return null;
+  return { code, message };
 }
 
 /**

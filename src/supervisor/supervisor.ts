@@ -86,6 +86,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private readonly channels: number;
   private policy: RestartPolicy;
   private readonly stopping = new AbortController();
+  /** A call, not a property read: TypeScript would carry `signal.aborted === false` across awaits. */
+  private readonly stopped = (): boolean => this.stopping.signal.aborted;
   /** Fires when a stop's time is nearly up: whatever daemon is being stopped is killed. */
   private readonly killNow = new AbortController();
   private current: SupervisorStatus = { state: "stopped", pid: null, info: null, message: "not started", problem: null };
@@ -158,13 +160,13 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   private async supervise(): Promise<void> {
     let restarting = false;
-    while (!this.stopping.signal.aborted) {
+    while (!this.stopped()) {
       const attemptStarted = performance.now();
       // Taken before the attempt, so that a fix made while it failed is not missed.
       const fingerprint = filesFingerprint(this.files, this.channels);
       const life = await this.adoptOrLaunch(restarting);
       restarting = true;
-      if (this.stopping.signal.aborted) return;
+      if (this.stopped()) return;
       let why: string;
       let uptimeMs: number;
       if ("why" in life) {
@@ -179,7 +181,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
       } else {
         const upSince = performance.now();
         why = await untilAborted(life.ended, this.stopping.signal, "");
-        if (this.stopping.signal.aborted) return;
+        if (this.stopped()) return;
         uptimeMs = performance.now() - upSince;
       }
       if (await this.anotherDaemonServes()) continue;
@@ -207,8 +209,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    */
   private async waitForFix(before: string, message: string): Promise<void> {
     this.setStatus("failed", null, null, `${message}; the daemon is started again as soon as ${this.files.directories.join(" or ")} or its files change`);
-    while (!this.stopping.signal.aborted && filesFingerprint(this.files, this.channels) === before) await pause(FIX_POLL_MS, this.stopping.signal);
-    if (this.stopping.signal.aborted) return;
+    while (!this.stopped() && filesFingerprint(this.files, this.channels) === before) await pause(FIX_POLL_MS, this.stopping.signal);
+    if (this.stopped()) return;
     this.policy = new RestartPolicy(this.options.restart);
     this.problem = null;
     this.setStatus("restarting", null, null, `${this.files.directories.join(" or ")} or its files changed: trying to start the daemon again`);
@@ -218,8 +220,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
   private async adoptOrLaunch(restarting: boolean): Promise<Life | Failure> {
     let live = readLiveDaemon(this.files);
     if (live !== null && !restarting && this.differs(live)) live = await this.replace(live);
-    if (this.stopping.signal.aborted) return abandoned();
-    await this.holdLease();
+    if (this.stopped()) return abandoned();
+    this.holdLease();
     if (live !== null) {
       this.setStatus("running", live.pid, live, `adopted the daemon already serving ${this.files.commands} (pid ${live.pid})`);
       return { pid: live.pid, info: live, ended: this.watchAdopted(live) };
@@ -271,12 +273,12 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     await terminateDaemon(live.pid, live.startTime, { killNow: this.killNow.signal });
     const after = readLiveDaemon(this.files);
     // Killed, it left its info and lock behind; a zombie nobody reaps still matches them.
-    if (after !== null && after.pid === live.pid && (await isGone(live.pid, live.startTime))) return null;
+    if (after !== null && after.pid === live.pid && isGone(live.pid, live.startTime)) return null;
     return after;
   }
 
   /** Names this process in the lease (on start and adoption: a new Node-RED takes it over). */
-  private async holdLease(): Promise<void> {
+  private holdLease(): void {
     try {
       writeOwnLease(this.leaseFile);
     } catch {
@@ -289,8 +291,8 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    * While supervising: a lease that was removed, garbled or names a process that is gone is
    * written again. One naming another live process (another Node-RED adopted the daemon) is left.
    */
-  private async keepLease(): Promise<void> {
-    if (!isLeaseLive(readLease(this.leaseFile))) await this.holdLease();
+  private keepLease(): void {
+    if (!isLeaseLive(readLease(this.leaseFile))) this.holdLease();
   }
 
   /** After the daemon was stopped: the lease goes, if it still names this process. */
@@ -305,13 +307,14 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
 
   /** The daemon's info once it serves, or why it does not (with its own reason when it refused). */
   private async waitUntilServing(pid: number | null, exited: Promise<DaemonExit>): Promise<DaemonInfo | Failure> {
-    let exit: DaemonExit | null = null;
-    void exited.then((value) => (exit = value));
+    // A holder, not a `let`: TypeScript cannot see the callback assign it and would keep it `null`.
+    const seen: { exit: DaemonExit | null } = { exit: null };
+    void exited.then((value) => (seen.exit = value));
     const deadline = performance.now() + (this.options.readyTimeoutMs ?? 10_000);
-    while (!this.stopping.signal.aborted) {
-      if (exit !== null) {
+    while (!this.stopped()) {
+      if (seen.exit !== null) {
         const last = logTail(this.logFile, 1);
-        return { why: `${describeExit(exit)} before it was ready (log: ${last || "empty"})`, problem: refusalFromLog(last), launched: true };
+        return { why: `${describeExit(seen.exit)} before it was ready (log: ${last || "empty"})`, problem: refusalFromLog(last), launched: true };
       }
       const live = readLiveDaemon(this.files);
       if (live !== null && live.pid === pid) return live;
@@ -335,7 +338,7 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
     const deadline = performance.now() + (refused ? ALREADY_RUNNING_GRACE_MS : 0);
     for (;;) {
       if (readLiveDaemon(this.files) !== null) return true;
-      if (performance.now() >= deadline || this.stopping.signal.aborted) return false;
+      if (performance.now() >= deadline || this.stopped()) return false;
       await pause(READY_POLL_MS, this.stopping.signal);
     }
   }
@@ -345,24 +348,25 @@ export class Supervisor extends EventEmitter<{ state: [SupervisorStatus] }> {
    * also keeps this process's event loop alive while it supervises an unref()-ed child.
    */
   private async watchChild(info: DaemonInfo, exited: Promise<DaemonExit>): Promise<string> {
-    let exit: DaemonExit | null = null;
-    void exited.then((value) => (exit = value));
-    while (!this.stopping.signal.aborted) {
+    // A holder, not a `let`: TypeScript cannot see the callback assign it and would keep it `null`.
+    const seen: { exit: DaemonExit | null } = { exit: null };
+    void exited.then((value) => (seen.exit = value));
+    while (!this.stopped()) {
       await Promise.race([exited, pause(this.options.pollMs ?? 1000, this.stopping.signal)]);
-      if (exit !== null) return describeExit(exit);
-      if (await isGone(info.pid, info.startTime)) return `pid ${info.pid} is gone`;
-      await this.keepLease();
+      if (seen.exit !== null) return describeExit(seen.exit);
+      if (isGone(info.pid, info.startTime)) return `pid ${info.pid} is gone`;
+      this.keepLease();
     }
     return "";
   }
 
   /** Resolves when an adopted daemon (maybe not our child) stops serving the files. */
   private async watchAdopted(info: DaemonInfo): Promise<string> {
-    while (!this.stopping.signal.aborted) {
+    while (!this.stopped()) {
       await pause(this.options.pollMs ?? 1000, this.stopping.signal);
       const live = readLiveDaemon(this.files);
       if (live === null || live.pid !== info.pid) return `pid ${info.pid} stopped serving ${this.files.commands}`;
-      await this.keepLease();
+      this.keepLease();
     }
     return "";
   }

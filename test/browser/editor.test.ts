@@ -257,7 +257,7 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
   it("shows the managed daemon running under the shell exec node", async () => {
     const status = statusText(canvasNode("shell exec"));
     await waitUntil('"daemon running" under shell exec', async () => (await status.textContent()) === "daemon running");
-    const info = await readLiveDaemon(daemonFiles(commands, results));
+    const info = readLiveDaemon(daemonFiles(commands, results));
     assert.ok(info !== null, "no live daemon publishes itself beside the commands file");
     await shot("08-deployed-daemon-running");
   });

@@ -52,8 +52,8 @@ export async function startNodeRed(userDir: string, ms = 30_000, node = process.
     "--define", "editorTheme.tours=false",
   ], { cwd: userDir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
   const gone = () => child.exitCode !== null || child.signalCode !== null;
 

@@ -38,7 +38,7 @@ function runs(file: string): number {
 async function strace(pid: number, args: string[]): Promise<ChildProcess> {
   const child = spawn("strace", ["-p", String(pid), "-o", "/dev/null", ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   await waitFor(`strace to attach to ${pid} (${stderr})`, () => /attached/.test(stderr) || child.exitCode !== null);
   if (child.exitCode !== null) throw new Error(`strace failed: ${stderr}`);
   return child;
@@ -129,8 +129,8 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     daemonProcess.child.kill("SIGSTOP");
     const submitter = spawn(process.execPath, [path.join(REPO, "dist", "test", "fixtures", "submit-one.js"), `echo once >> '${marker}'`, commands(), results(), "0.2"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    submitter.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    submitter.stderr?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    submitter.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    submitter.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
     const closed = new Promise((resolve) => submitter.once("close", resolve));
     await waitFor(`the command to be pending (submitter: ${out})`, () => /"id"/.test(readOrEmpty(commands())) || submitter.exitCode !== null);
     assert.equal(submitter.exitCode, null, out);
@@ -278,8 +278,8 @@ describe("at most once: a command runs once or not at all, and the submitter is 
   });
 
   for (const [name, argv] of [
-    ["the CLI (file-daemon submit)", (c: string, r: string, command: string) => [process.execPath, CLI, "submit", "-c", c, "-r", r, "-s", "0.2", "--", command]],
-    ["the Python client", (c: string, r: string, command: string) => ["python3", path.join(REPO, "python", "file_daemon.py"), c, r, "0.2", "--", command]],
+    ["the CLI (file-daemon submit)", (c: string, r: string, command: string): [string, ...string[]] => [process.execPath, CLI, "submit", "-c", c, "-r", r, "-s", "0.2", "--", command]],
+    ["the Python client", (c: string, r: string, command: string): [string, ...string[]] => ["python3", path.join(REPO, "python", "file_daemon.py"), c, r, "0.2", "--", command]],
   ] as const) {
     it(`#9 Ctrl-C to ${name} while the daemon is frozen inside take: withdrawn, and it never runs`, async () => {
       daemonProcess = await startSettledDaemon(commands(), results(), ["--stale", "2000"]);
@@ -288,7 +288,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
       const [program, ...args] = argv(commands(), results(), `echo x >> '${marker}'`);
       const submitter = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
-      submitter.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      submitter.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => submitter.once("close", (code) => resolve(code)));
       await waitFor("the daemon to freeze inside take", () => existsSync(`${commands()}.lock`) && existsSync(`${results()}.lock`));
       submitter.kill("SIGINT");
@@ -375,7 +375,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     daemonProcess = await startDaemonProcess(commands(), results(), 0.2);
     const child = spawn(process.execPath, [path.join(REPO, "dist", "test", "fixtures", "submit-one.js"), "true", commands(), results(), "0.2", "0"], { uid: 65534, gid: 65534, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     await new Promise((resolve) => child.once("close", resolve));
     assert.equal((JSON.parse(out) as { error?: string }).error, "PERMISSION", out);
   });

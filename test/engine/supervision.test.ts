@@ -67,7 +67,7 @@ describe("supervision: the lease and bounded stops", function () {
     const child = spawn(process.execPath, [SUPERVISE, commands, results, String(grace)], { stdio: ["ignore", "pipe", "inherit"] });
     const lines: StatusLine[] = [];
     let rest = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       const parts = (rest + chunk.toString()).split("\n");
       rest = parts.pop() ?? "";
       for (const part of parts) lines.push(JSON.parse(part) as StatusLine);
@@ -95,7 +95,7 @@ describe("supervision: the lease and bounded stops", function () {
   async function startInProcess(supervisor: Supervisor): Promise<PublishedInfo> {
     const status = await supervisor.start();
     assert.equal(status.state, "running", status.message);
-    const live = await readLiveDaemon(files());
+    const live = readLiveDaemon(files());
     assert.ok(live !== null);
     pids.add(live.pid);
     return live;
@@ -107,10 +107,10 @@ describe("supervision: the lease and bounded stops", function () {
     it("stops after the grace once its supervisor process is SIGKILLed, and its log says why", async function () {
       const nodeRed = spawnSupervisor(2);
       const { pid } = await running(nodeRed);
-      const daemon = await readLiveDaemon(files());
+      const daemon = readLiveDaemon(files());
       assert.equal(daemon?.pid, pid);
-      assert.deepEqual(readLease(paths().lease), { pid: nodeRed.pid, startTime: await processStartTime(nodeRed.pid) });
-      assert.deepEqual(JSON.parse(readFileSync(paths().lease, "utf8")), { pid: nodeRed.pid, startTime: await processStartTime(nodeRed.pid) });
+      assert.deepEqual(readLease(paths().lease), { pid: nodeRed.pid, startTime: processStartTime(nodeRed.pid) });
+      assert.deepEqual(JSON.parse(readFileSync(paths().lease, "utf8")), { pid: nodeRed.pid, startTime: processStartTime(nodeRed.pid) });
       assert.match(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" "), / --supervised 2( |$)/);
       assert.equal((await submitCommand("exit 7", paths().commands, paths().results, 0.1)).code, 7);
 
@@ -118,15 +118,15 @@ describe("supervision: the lease and bounded stops", function () {
       await nodeRed.exited;
       const killedAt = performance.now();
       await delay(800);
-      assert.equal((await readLiveDaemon(files()))?.pid, pid, "within the grace the daemon still serves");
-      await waitFor(`daemon pid ${pid} to exit`, () => isGone(pid, daemon?.startTime ?? null), 8000);
+      assert.equal(readLiveDaemon(files())?.pid, pid, "within the grace the daemon still serves");
+      await waitFor(`daemon pid ${pid} to exit`, () => isGone(pid, daemon.startTime ?? null), 8000);
       const after = performance.now() - killedAt;
       assert.ok(after >= 1000 && after < 5000, `it stopped ${Math.round(after)} ms after its supervisor died (grace 2 s, checked every 1 s)`);
       const log = readFileSync(paths().log, "utf8");
       assert.match(log, new RegExp(`not supervised: the supervisor pid ${nodeRed.pid} named in \\S+ is gone; stopping in [\\d.]+ s`));
       assert.match(log, new RegExp(`no supervisor for 2 s \\(the supervisor pid ${nodeRed.pid} named in \\S+ is gone\\): stopping`));
       assert.match(log, / stopped\n$/);
-      assert.equal(await readLiveDaemon(files()), null);
+      assert.equal(readLiveDaemon(files()), null);
     });
 
     it("is adopted by a supervisor that comes back within the grace, which takes over the lease; left by that one too, it stops", async function () {
@@ -141,7 +141,7 @@ describe("supervision: the lease and bounded stops", function () {
       await waitFor("the lease to name the second supervisor", () => readLease(paths().lease)?.pid === second.pid);
 
       await delay(3500);
-      assert.equal((await readLiveDaemon(files()))?.pid, pid, "supervised again, the daemon outlives the grace");
+      assert.equal(readLiveDaemon(files())?.pid, pid, "supervised again, the daemon outlives the grace");
       assert.equal((await submitCommand("exit 4", paths().commands, paths().results, 0.1)).code, 4);
       assert.equal(servingLines(), 1, "one daemon was ever started");
 
@@ -149,7 +149,7 @@ describe("supervision: the lease and bounded stops", function () {
       second.child.kill("SIGTERM");
       await second.exited;
       assert.equal(readLease(paths().lease)?.pid, second.pid);
-      await waitFor(`daemon pid ${pid} to exit`, async () => (await readLiveDaemon(files())) === null, 8000);
+      await waitFor(`daemon pid ${pid} to exit`, () => readLiveDaemon(files()) === null, 8000);
     });
   });
 
@@ -157,18 +157,18 @@ describe("supervision: the lease and bounded stops", function () {
     it("stop(false) leaves daemon and lease, so the next supervisor adopts; stop(true) stops the daemon and removes the lease", async function () {
       const first = inProcess();
       const daemon = await startInProcess(first);
-      assert.deepEqual(readLease(paths().lease), { pid: process.pid, startTime: await processStartTime(process.pid) });
+      assert.deepEqual(readLease(paths().lease), { pid: process.pid, startTime: processStartTime(process.pid) });
       await first.stop(false);
       assert.equal(readLease(paths().lease)?.pid, process.pid, "a redeploy leaves the lease");
       await delay(3000);
-      assert.equal((await readLiveDaemon(files()))?.pid, daemon.pid, "the lease names this live process: no grace runs out");
+      assert.equal(readLiveDaemon(files())?.pid, daemon.pid, "the lease names this live process: no grace runs out");
 
       const second = inProcess();
       const status = await second.start();
       assert.equal(status.pid, daemon.pid);
       assert.match(status.message, /adopted/);
       await second.stop(true);
-      assert.ok(await isGone(daemon.pid, daemon.startTime));
+      assert.ok(isGone(daemon.pid, daemon.startTime));
       assert.equal(existsSync(paths().lease), false);
       assert.equal(servingLines(), 1);
     });
@@ -183,7 +183,7 @@ describe("supervision: the lease and bounded stops", function () {
       writeFileSync(paths().lease, JSON.stringify({ pid: 999_999_999, startTime: "1" }));
       await waitFor("the lease to be written again", () => readLease(paths().lease)?.pid === process.pid, 2000);
       await delay(2500);
-      assert.equal((await readLiveDaemon(files()))?.pid, daemon.pid);
+      assert.equal(readLiveDaemon(files())?.pid, daemon.pid);
     });
 
     it("launches without --supervised when the grace is null", async function () {
@@ -224,7 +224,7 @@ describe("supervision: the lease and bounded stops", function () {
       assert.ok(holder.pid !== undefined);
       pids.add(holder.pid);
       await waitFor("the holder's start time", () => processStartTime(holder.pid as number));
-      writeFileSync(lease, `${JSON.stringify({ pid: holder.pid, startTime: await processStartTime(holder.pid) })}\n`);
+      writeFileSync(lease, `${JSON.stringify({ pid: holder.pid, startTime: processStartTime(holder.pid) })}\n`);
       daemonProcess = await startDaemonProcess(commands, results, 0.1, ["--supervised", "1", "--log", log]);
       await delay(1500);
       assert.equal(daemonProcess.child.exitCode, null, "a live holder keeps it running");
@@ -266,7 +266,7 @@ describe("supervision: the lease and bounded stops", function () {
       const took = await timedStop(supervisor);
       assert.ok(took < 12_500, `stop took ${Math.round(took)} ms`);
       assert.ok(took > 10_000, `SIGTERM was given its time first (${Math.round(took)} ms)`);
-      assert.ok(await isGone(daemon.pid, daemon.startTime));
+      assert.ok(isGone(daemon.pid, daemon.startTime));
       assert.equal(supervisor.status.state, "stopped");
     });
 
@@ -279,7 +279,7 @@ describe("supervision: the lease and bounded stops", function () {
       groups.add(Number(readOrEmpty(pgid)));
       const took = await timedStop(supervisor);
       assert.ok(took < 12_500, `stop took ${Math.round(took)} ms`);
-      assert.ok(await isGone(daemon.pid, daemon.startTime));
+      assert.ok(isGone(daemon.pid, daemon.startTime));
       assert.equal(((await pending) as { code?: string }).code, "DAEMON_DIED");
     });
 
@@ -296,9 +296,9 @@ describe("supervision: the lease and bounded stops", function () {
       await delay(200);
       const took = await timedStop(second);
       assert.ok(took < 12_500, `stop took ${Math.round(took)} ms`);
-      assert.ok(await isGone(old.pid, old.startTime));
+      assert.ok(isGone(old.pid, old.startTime));
       // Killed, it is a zombie until this process (its parent) reaps it, a moment later.
-      await waitFor("no daemon serving", async () => (await readLiveDaemon(files())) === null, 2000);
+      await waitFor("no daemon serving", () => readLiveDaemon(files()) === null, 2000);
       await delay(500);
       assert.equal(servingLines(), 1, "no daemon was launched once the stop had begun");
     });

@@ -166,10 +166,10 @@ describe("hardening: faults", function () {
     };
     if (!mounted) {
       const original = fs.writeFileSync;
-      fs.writeFileSync = ((file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+      fs.writeFileSync = (file: fs.PathOrFileDescriptor, data: string | NodeJS.ArrayBufferView, options?: fs.WriteFileOptions) => {
         if (full && typeof file === "string" && file.startsWith(`${dir}/`)) throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: "ENOSPC" });
-        return (original as (...args: unknown[]) => void)(file, ...rest);
-      }) as typeof fs.writeFileSync;
+        original(file, data, options);
+      };
       cleanups.push(() => (fs.writeFileSync = original));
     }
     const log = memoryLog();
@@ -218,7 +218,7 @@ describe("hardening: faults", function () {
     assert.match(failed.message, /gave up on the daemon: it died 5 times in a row within 10 s of starting/);
     assert.match(failed.message, /writable by every user \(mode 0666\); run: chmod o-w/);
     assert.equal(states.filter((status) => status.state === "restarting" && /restarting in/.test(status.message)).length, 4);
-    assert.equal(await readLiveDaemon(daemonFiles(commands, results)), null);
+    assert.equal(readLiveDaemon(daemonFiles(commands, results)), null);
   });
 
   it("a managed daemon's directory Node-RED's user cannot write: PERMISSION naming the user and the chown, no daemon started, and it starts once the directory is chowned", async function () {
@@ -232,16 +232,16 @@ describe("hardening: faults", function () {
     const supervise = path.join(__dirname, "..", "fixtures", "supervise.js");
     const child = spawn(process.execPath, [supervise, commands, results, "5"], { uid: NOBODY, gid: NOBODY, stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
-    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    cleanups.push(async () => {
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    cleanups.push(() => {
       child.kill("SIGKILL");
-      const live = await readLiveDaemon(daemonFiles(commands, results));
+      const live = readLiveDaemon(daemonFiles(commands, results));
       if (live !== null) process.kill(live.pid, "SIGKILL");
     });
     const statusLines = () => output.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as SupervisorStatus);
     const failed = await waitFor("the supervisor to report the problem", () => statusLines().find((status) => status.state === "failed"), 10_000);
     assert.equal(failed.problem?.code, "PERMISSION");
-    assert.equal(failed.problem?.message, `cannot write the daemon's log ${commands}.log: permission denied (EACCES); the directory must be writable by the user Node-RED runs as (nobody, uid ${NOBODY}): run sudo chown nobody ${dir} && sudo chmod 700 ${dir}`);
+    assert.equal(failed.problem.message, `cannot write the daemon's log ${commands}.log: permission denied (EACCES); the directory must be writable by the user Node-RED runs as (nobody, uid ${NOBODY}): run sudo chown nobody ${dir} && sudo chmod 700 ${dir}`);
     assert.equal(statusLines().filter((status) => status.state === "restarting").length, 0, "no daemon was started, so none crashed");
 
     fs.chownSync(dir, NOBODY, NOBODY);
@@ -267,7 +267,7 @@ describe("hardening: faults", function () {
     assert.equal(detached.code, 4);
     assert.match(detached.stderr, expected);
 
-    assert.equal((await readLiveDaemon(daemonFiles(commands, results)))?.pid, daemonProcess.pid);
+    assert.equal(readLiveDaemon(daemonFiles(commands, results))?.pid, daemonProcess.pid);
     assert.equal((await submitCommand("exit 2", commands, results, 0.2)).code, 2);
     const output = spawnCli(["status", "-c", commands, "-r", results]);
     assert.equal((await output.exited).code, 0);

@@ -109,16 +109,16 @@ describe("hardening: --detach", function () {
   it("a stale pidfile (dead pid, reused pid, garbage) is replaced; one naming a live file-daemon is refused", async () => {
     const pidfile = tmp.file("daemon.pid");
     const log = tmp.file("daemon.log");
-    const cases: [string, () => Promise<{ content: string; cleanup?: () => void }>, RegExp][] = [
-      ["a dead pid", async () => ({ content: execFileSync("sh", ["-c", "sh -c 'echo $$'"]).toString().trim() }), /named pid \d+, which is not running: stale, replaced/],
-      ["a pid reused by another program", async () => {
+    const cases: [string, () => { content: string; cleanup?: () => void }, RegExp][] = [
+      ["a dead pid", () => ({ content: execFileSync("sh", ["-c", "sh -c 'echo $$'"]).toString().trim() }), /named pid \d+, which is not running: stale, replaced/],
+      ["a pid reused by another program", () => {
         const other = spawn("sleep", ["30"], { stdio: "ignore" });
         return { content: String(other.pid), cleanup: () => other.kill() };
       }, /named pid \d+, which is another program now: stale, replaced/],
-      ["garbage", async () => ({ content: "not a pid" }), /held "not a pid", not a pid: replaced/],
+      ["garbage", () => ({ content: "not a pid" }), /held "not a pid", not a pid: replaced/],
     ];
     for (const [name, make, message] of cases) {
-      const { content, cleanup } = await make();
+      const { content, cleanup } = make();
       try {
         writeFileSync(pidfile, `${content}\n`);
         const daemon = await startDaemon(tmp.file(`commands-${cases.findIndex((c) => c[0] === name)}`), tmp.file("results"), 0.1, ["--pidfile", pidfile, "--log", log]);
@@ -140,7 +140,7 @@ describe("hardening: --detach", function () {
       assert.equal(second.code, 4, "exit 4: another daemon serves these files");
       assert.match(second.stderr, new RegExp(`the pidfile ${pidfile} names file-daemon pid ${first.pid}, which is running; stop it, or give this daemon another --pidfile \\[ALREADY_RUNNING\\]`));
       assert.equal(readFileSync(pidfile, "utf8"), `${first.pid}\n`, "the first daemon's pidfile is left alone");
-      assert.equal(await readLiveDaemon(daemonFiles(tmp.file("commands-b"), tmp.file("results-b"))), null);
+      assert.equal(readLiveDaemon(daemonFiles(tmp.file("commands-b"), tmp.file("results-b"))), null);
     } finally {
       await stopDaemon(first);
     }

@@ -71,7 +71,7 @@ describe("hardening: Node-RED redeploy and stop", function () {
     await helper.setFlows(flow.map((n): FlowNode => (n.id === "exec" ? { ...n, name: "redeployed" } : n)), "full");
     await checkClosed(exec, "a", log);
     await waitForStatus("exec", "daemon running");
-    assert.equal((await readLiveDaemon(test.current.daemon))?.pid, daemon.pid, "the daemon survived the redeploy");
+    assert.equal(readLiveDaemon(test.current.daemon)?.pid, daemon.pid, "the daemon survived the redeploy");
     const out = new Inbox("out");
     node("exec").receive({ payload: `echo after >> ${log}` });
     assert.equal((await out.nth(0)).payload, 0);
@@ -112,8 +112,8 @@ describe("hardening: Node-RED redeploy and stop", function () {
     } catch {
       // gone already
     }
-    await waitFor("a new daemon", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    await waitFor("a new daemon", () => {
+      const live = readLiveDaemon(test.current.daemon);
       return live !== null && live.pid !== first.pid;
     });
     node("exec").receive({ payload: `echo next >> ${log}` });

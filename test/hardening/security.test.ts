@@ -56,14 +56,14 @@ describe("hardening: file modes", function () {
     assert.deepEqual(Object.fromEntries(Object.keys(expected).map((name) => [name, mode(tmp.file(name))])), expected);
   });
 
-  it("the lock directories are private whatever the umask (the code every party uses)", async () => {
+  it("the lock directories are private whatever the umask (the code every party uses)", () => {
     const previous = process.umask(0);
     try {
       const file = tmp.file("commands");
       const held = tryLock(file, { stale: 10_000 });
       assert.ok(held);
       assert.equal(mode(`${file}.lock`), "0700");
-      held?.release();
+      held.release();
     } finally {
       process.umask(previous);
     }

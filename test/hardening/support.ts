@@ -55,7 +55,7 @@ export async function runCli(args: string[], timeoutMs = 20_000): Promise<{ code
 export async function startDaemon(commands: string, results: string, sleepTime: number, extra: string[] = []): Promise<CliProcess> {
   const daemon = spawnCli([results, commands, String(sleepTime), ...extra]);
   const files = daemonFiles(commands, results);
-  await waitFor(`daemon pid ${daemon.pid} to serve ${commands}`, async () => (await readLiveDaemon(files))?.pid === daemon.pid || daemon.child.exitCode !== null, 15_000);
+  await waitFor(`daemon pid ${daemon.pid} to serve ${commands}`, () => readLiveDaemon(files)?.pid === daemon.pid || daemon.child.exitCode !== null, 15_000);
   if (daemon.child.exitCode !== null) throw new Error(`the daemon exited with ${daemon.child.exitCode}: ${daemon.output()}`);
   return daemon;
 }
@@ -89,7 +89,7 @@ export function submitInProcess(command: string, commands: string, results: stri
     ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
   });
   let out = "";
-  child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
   // 'close', not 'exit': the line of JSON may still be in the pipe when the process has exited.
   const outcome = new Promise<SubmitOutcome>((resolve) => child.once("close", (code, signal) => resolve(out.trim() === "" ? { error: `exited ${code ?? signal}` } : (JSON.parse(out.trim()) as SubmitOutcome))));
   return { child, outcome };
@@ -190,7 +190,7 @@ export function hostilePayload(next: () => number): string {
   let text = "";
   for (let i = 0; i < parts; i++) {
     const roll = next();
-    if (roll < 0.75) text += PIECES[Math.floor(next() * PIECES.length)];
+    if (roll < 0.75) text += PIECES[Math.floor(next() * PIECES.length)] ?? "";
     else if (roll < 0.9) text += String.fromCodePoint(0x20 + Math.floor(next() * 0x5f));
     else {
       // Any code point but NUL and the surrogates.

@@ -17,8 +17,8 @@ export interface DaemonProcess {
 export async function startDaemonProcess(commands: string, results: string, sleepTime: number, extra: string[] = [], nodeArgs: string[] = []): Promise<DaemonProcess> {
   const child = spawn(process.execPath, [...nodeArgs, CLI, results, commands, String(sleepTime), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
   const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   const files = daemonFiles(commands, results);

@@ -3,7 +3,7 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms =
   const deadline = performance.now() + ms;
   for (;;) {
     const value = await check();
-    if (value) return value as NonNullable<T>;
+    if (value) return value;
     if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

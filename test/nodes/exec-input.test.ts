@@ -12,7 +12,7 @@ const REPO = path.resolve(__dirname, "..", "..", "..");
 const TIMESTAMP = 1796150858722;
 
 function errorOf(msg: Msg): string {
-  return String((msg.error as { message: string }).message);
+  return String((msg.error as { message: unknown }).message);
 }
 
 /** Every entry Node-RED logged for the exec node, as "level: text". */
@@ -34,7 +34,7 @@ describe("file-daemon-exec input, msg.kill, verbose log and admin policy", funct
     test.onCleanup(() => daemon.stop());
     if (settings !== null) {
       helper.settings(settings);
-      test.onCleanup(async () => helper.settings({}));
+      test.onCleanup(() => helper.settings({}));
     }
     await helper.load([...OUR_NODES], execFlow(test.current, { mode: "external", ...options }));
     await waitForStatus("exec", "daemon running");
@@ -51,7 +51,7 @@ describe("file-daemon-exec input, msg.kill, verbose log and admin policy", funct
       chmodSync(path.join(bin, String(TIMESTAMP)), 0o755);
       const saved = process.env.PATH;
       process.env.PATH = `${bin}:${saved ?? ""}`;
-      test.onCleanup(async () => void (process.env.PATH = saved));
+      test.onCleanup(() => void (process.env.PATH = saved));
       return marker;
     }
 

@@ -39,7 +39,7 @@ describe("file-daemon-exec against a running daemon", function () {
     const three = await out.nth(1);
     assert.equal(three.payload, 3);
     assert.equal((three.rc as { code: number }).code, 3);
-    assert.match(String((three.rc as { message: string }).message), /3/);
+    assert.match(String((three.rc as { message: unknown }).message), /3/);
     assert.equal(lastStatus("exec"), "exit 3");
   });
 
@@ -71,7 +71,7 @@ describe("file-daemon-exec against a running daemon", function () {
     send({ payload: null });
     const errors = await Promise.all([caught.nth(0), caught.nth(1), caught.nth(2)]);
     assert.deepEqual(
-      errors.map((msg) => /msg\.payload is (an object|a Buffer|null)/.exec(String((msg.error as { message: string }).message))?.[1]),
+      errors.map((msg) => /msg\.payload is (an object|a Buffer|null)/.exec(String((msg.error as { message: unknown }).message))?.[1]),
       ["an object", "a Buffer", "null"],
     );
     assert.equal(lastStatus("exec"), "bad input");
@@ -82,7 +82,7 @@ describe("file-daemon-exec against a running daemon", function () {
     const { out, caught, send } = await deploy({ exec: { timeout: 0.3 } });
     send({ payload: "sleep 10", topic: "slow" });
     const msg = await caught.nth(0);
-    assert.match(String((msg.error as { message: string }).message), /timed out after 0\.3 s/);
+    assert.match(String((msg.error as { message: unknown }).message), /timed out after 0\.3 s/);
     assert.equal((msg.rc as { signal: string }).signal, "SIGTERM");
     assert.equal(msg.topic, "slow");
     assert.equal(lastStatus("exec"), "timeout");
@@ -94,9 +94,9 @@ describe("file-daemon-exec against a running daemon", function () {
     send({ payload: "sleep 0.5", timeout: 0 });
     assert.equal((await out.nth(0)).payload, 0);
     send({ payload: "sleep 10", timeout: 0.3 });
-    assert.match(String(((await caught.nth(0)).error as { message: string }).message), /timed out after 0\.3 s/);
+    assert.match(String(((await caught.nth(0)).error as { message: unknown }).message), /timed out after 0\.3 s/);
     send({ payload: "true", timeout: "soon" });
-    assert.match(String(((await caught.nth(1)).error as { message: string }).message), /msg\.timeout must be a number/);
+    assert.match(String(((await caught.nth(1)).error as { message: unknown }).message), /msg\.timeout must be a number/);
   });
 
   it("msg.kill kills the running command; it is not run itself, and queued messages still run", async function () {
@@ -110,7 +110,7 @@ describe("file-daemon-exec against a running daemon", function () {
     send({ kill: true, payload: `touch ${marker}` });
     const killed = await caught.nth(0);
     assert.equal(killed.topic, "victim");
-    assert.match(String((killed.error as { message: string }).message), /killed on request/);
+    assert.match(String((killed.error as { message: unknown }).message), /killed on request/);
     assert.equal((killed.rc as { signal: string }).signal, "SIGTERM");
     const next = await out.nth(0);
     assert.equal(next.topic, "queued");
@@ -142,7 +142,7 @@ describe("file-daemon-exec against a running daemon", function () {
     send({ payload: "true", topic: "one too many" });
     const refused = await caught.nth(0);
     assert.equal(refused.topic, "one too many");
-    assert.match(String((refused.error as { message: string }).message), /queue is full \(100 messages/);
+    assert.match(String((refused.error as { message: unknown }).message), /queue is full \(100 messages/);
     assert.equal(lastStatus("exec"), "queue full");
   });
 
@@ -164,7 +164,7 @@ describe("file-daemon-exec against a running daemon", function () {
     const { out, caught, send } = await deploy({ exec: { failOnNonZero: true, capture: true } });
     send({ payload: "echo oops >&2; exit 4", topic: "failing" });
     const msg = await caught.nth(0);
-    assert.match(String((msg.error as { message: string }).message), /exited with code 4/);
+    assert.match(String((msg.error as { message: unknown }).message), /exited with code 4/);
     assert.equal((msg.rc as { code: number }).code, 4);
     assert.equal(msg.stderr, "oops\n");
     assert.equal(msg.payload, "echo oops >&2; exit 4", "the input payload is kept for retries");
@@ -246,6 +246,6 @@ describe("file-daemon-exec append mode", function () {
     await helper.load([...OUR_NODES], execFlow(test.current, { exec: { command: "printf %s", appendPayload: true } }));
     const caught = new Inbox("caught");
     node("exec").receive({ payload: "a\0b" });
-    assert.match(String(((await caught.nth(0)).error as { message: string }).message), /NUL byte/);
+    assert.match(String(((await caught.nth(0)).error as { message: unknown }).message), /NUL byte/);
   });
 });

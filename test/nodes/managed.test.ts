@@ -13,7 +13,7 @@ function liveDaemon(files: TestFiles): Promise<DaemonInfo> {
 }
 
 function errorText(msg: Record<string, unknown>): string {
-  return String((msg.error as { message: string }).message);
+  return String((msg.error as { message: unknown }).message);
 }
 
 /** Lines that Node-RED logged for the config node, e.g. its "gave up" error. */
@@ -39,16 +39,16 @@ describe("file-daemon config node, managed mode", function () {
     assert.equal((await out.nth(0)).payload, 0);
 
     process.kill(first.pid, "SIGKILL");
-    const second = await waitFor("a new daemon", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    const second = await waitFor("a new daemon", () => {
+      const live = readLiveDaemon(test.current.daemon);
       return live !== null && live.pid !== first.pid ? live : null;
     });
     await waitForStatus("exec", "daemon running");
     assert.ok(statuses("exec").some((status) => status.text === "daemon restarting"));
     node("exec").receive({ payload: "exit 5" });
     assert.equal((await out.nth(1)).payload, 5);
-    assert.ok(await isGone(first.pid, first.startTime));
-    assert.equal((await readLiveDaemon(test.current.daemon))?.pid, second.pid);
+    assert.ok(isGone(first.pid, first.startTime));
+    assert.equal(readLiveDaemon(test.current.daemon)?.pid, second.pid);
   });
 
   it("after a redeploy adopts the running daemon instead of starting a second, and restarts it if it dies", async function () {
@@ -59,7 +59,7 @@ describe("file-daemon config node, managed mode", function () {
 
     await helper.setFlows(flow.map((n) => (n.id === "exec" ? { ...n, name: "redeployed" } : n)), "full");
     await waitForStatus("exec", "daemon running");
-    assert.equal((await readLiveDaemon(test.current.daemon))?.pid, first.pid, "the same daemon serves after the redeploy");
+    assert.equal(readLiveDaemon(test.current.daemon)?.pid, first.pid, "the same daemon serves after the redeploy");
     assert.ok(configNodeLog().some((line) => line.includes(`adopted the daemon already serving ${test.current.commands} (pid ${first.pid})`)));
     const serving = readFileSync(`${test.current.commands}.log`, "utf8").match(/ serving /g) ?? [];
     assert.equal(serving.length, 1, "only one daemon was ever started");
@@ -69,8 +69,8 @@ describe("file-daemon config node, managed mode", function () {
 
     // An adopted daemon is watched by polling: its death is noticed and it is replaced.
     process.kill(first.pid, "SIGKILL");
-    await waitFor("a replacement daemon", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    await waitFor("a replacement daemon", () => {
+      const live = readLiveDaemon(test.current.daemon);
       return live !== null && live.pid !== first.pid;
     });
     node("exec").receive({ payload: "exit 6" });
@@ -86,7 +86,7 @@ describe("file-daemon config node, managed mode", function () {
       "full",
     );
     await waitFor(`daemon pid ${daemon.pid} to exit`, () => isGone(daemon.pid, daemon.startTime), 15_000);
-    assert.equal(await readLiveDaemon(test.current.daemon), null);
+    assert.equal(readLiveDaemon(test.current.daemon), null);
   });
 
   it("after a redeploy with other files, stops the daemon that no config node uses any more", async function () {
@@ -116,12 +116,12 @@ describe("file-daemon config node, managed mode", function () {
       flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, channels: 2 } : n)),
       "full",
     );
-    const replacement = await waitFor("a daemon with 2 channels", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    const replacement = await waitFor("a daemon with 2 channels", () => {
+      const live = readLiveDaemon(test.current.daemon);
       return live?.channels === 2 ? live : null;
     });
     assert.notEqual(replacement.pid, old.pid);
-    assert.ok(await isGone(old.pid, old.startTime));
+    assert.ok(isGone(old.pid, old.startTime));
   });
 
   it("after a redeploy with another results file (same commands file), a new daemon serves it and messages run through it", async function () {
@@ -139,12 +139,12 @@ describe("file-daemon config node, managed mode", function () {
       flow.map((n): FlowNode => (n.id === "daemon" ? { ...n, resultsFile: results } : n)),
       "full",
     );
-    const replacement = await waitFor("a daemon serving the new results file", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    const replacement = await waitFor("a daemon serving the new results file", () => {
+      const live = readLiveDaemon(test.current.daemon);
       return live?.results === results ? live : null;
     });
     assert.notEqual(replacement.pid, old.pid);
-    assert.ok(await isGone(old.pid, old.startTime));
+    assert.ok(isGone(old.pid, old.startTime));
     await waitForStatus("exec", "daemon running");
     const again = new Inbox("out");
     // The daemon marks the command running in the results file while it runs (the submitter
@@ -169,7 +169,7 @@ describe("file-daemon config node, managed mode", function () {
     function ignoreSigterm(daemon: DaemonInfo): void {
       // A stopped process leaves SIGTERM pending; SIGKILL still ends it.
       process.kill(daemon.pid, "SIGSTOP");
-      test.onCleanup(async () => {
+      test.onCleanup(() => {
         for (const signal of ["SIGCONT", "SIGKILL"] as const) {
           try {
             process.kill(daemon.pid, signal);
@@ -191,7 +191,7 @@ describe("file-daemon config node, managed mode", function () {
         configNodeLog().find((line) => /timed out/i.test(line)),
         undefined,
       );
-      assert.ok(await isGone(daemon.pid, daemon.startTime));
+      assert.ok(isGone(daemon.pid, daemon.startTime));
     });
 
     it("when deleted while it replaces a daemon that ignores SIGTERM (redeployed with other channels)", async function () {
@@ -208,8 +208,8 @@ describe("file-daemon config node, managed mode", function () {
         configNodeLog().find((line) => /timed out/i.test(line)),
         undefined,
       );
-      assert.ok(await isGone(old.pid, old.startTime));
-      await waitFor("no daemon serving", async () => (await readLiveDaemon(test.current.daemon)) === null, 2000);
+      assert.ok(isGone(old.pid, old.startTime));
+      await waitFor("no daemon serving", () => readLiveDaemon(test.current.daemon) === null, 2000);
     });
   });
 
@@ -296,8 +296,8 @@ describe("file-daemon config node, managed mode", function () {
   it("gives up after 5 fast crashes of unknown cause: 'daemon failed', a log line that says to redeploy, and messages fail at once", async function () {
     await helper.load([...OUR_NODES], execFlow(test.current, { mode: "managed" }));
     const killed: number[] = [];
-    await waitFor("5 daemons killed right after they started", async () => {
-      const live = await readLiveDaemon(test.current.daemon);
+    await waitFor("5 daemons killed right after they started", () => {
+      const live = readLiveDaemon(test.current.daemon);
       if (live !== null && !killed.includes(live.pid)) {
         process.kill(live.pid, "SIGKILL");
         killed.push(live.pid);
@@ -330,7 +330,7 @@ describe("file-daemon config node, external mode", function () {
     const failed = await caught.nth(0);
     assert.equal(failed.topic, "too early");
     assert.equal((failed.error as { code: string }).code, "DAEMON_NOT_RUNNING");
-    assert.equal(await readLiveDaemon(test.current.daemon), null, "external mode never starts a daemon");
+    assert.equal(readLiveDaemon(test.current.daemon), null, "external mode never starts a daemon");
 
     const daemon = await Daemon.start({ commands: test.current.commands, results: test.current.results, sleepTime: 0.1 });
     test.onCleanup(() => daemon.stop());

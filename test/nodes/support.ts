@@ -50,7 +50,7 @@ export interface TestFiles {
  * A private directory per test, and cleanups run after it in reverse order: flows unloaded
  * first, then daemons stopped (a managed daemon outlives its flow by design), then the files.
  */
-type Cleanup = () => Promise<unknown>;
+type Cleanup = () => unknown; // awaited: sync steps and async ones alike
 
 export function useTestFiles(): { readonly current: TestFiles; onCleanup(step: Cleanup): void } {
   let files: TestFiles | null = null;

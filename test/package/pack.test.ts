@@ -183,8 +183,8 @@ describe("the npm package, installed into a fresh Node-RED", function () {
     ], { cwd: userDir, env: cleanEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
     nodeRed = child;
     nodeRedExited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const deadline = performance.now() + 40_000;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) assert.fail(`Node-RED exited (${child.exitCode ?? child.signalCode}) before serving:\n${output}`);

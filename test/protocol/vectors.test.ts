@@ -97,7 +97,7 @@ function checkWrites(writes: Writes, expected: Record<string, Json>, read: Chann
     const [seq, id] = want.last as [number, string];
     const last = trace.entries.at(-1);
     assert.equal(last?.seq, seq);
-    assert.ok(last?.id.startsWith(id), `last entry ${last?.id} (want ${id})`);
+    assert.ok(last.id.startsWith(id), `last entry ${last.id} (want ${id})`);
     if (want.first !== undefined) assert.deepEqual([trace.entries[0]?.seq, trace.entries[0]?.id], want.first);
   }
 }

@@ -145,7 +145,7 @@ except fd.FileDaemonError as err:
     });
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /taken by the daemon but its result disappeared.*outcome is unknown; it is not run again/);
+    assert.match(outcomes[0].message ?? "", /taken by the daemon but its result disappeared.*outcome is unknown; it is not run again/);
     assert.equal(readOrEmpty(commands), "", "not placed again");
     assert.equal(runs(log), 0);
   });
@@ -162,7 +162,7 @@ except fd.FileDaemonError as err:
     });
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /cannot show whether it was taken/);
+    assert.match(outcomes[0].message ?? "", /cannot show whether it was taken/);
     assert.equal(readOrEmpty(commands), "", "not placed again");
   });
 
@@ -221,7 +221,7 @@ while True:
       await start();
       const { outcomes } = await python.done;
       assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-      assert.match(outcomes[0]?.message ?? "", /taken by the daemon but its result disappeared/);
+      assert.match(outcomes[0].message ?? "", /taken by the daemon but its result disappeared/);
       assert.equal(runs(log), 1, "ran exactly once");
     } finally {
       thief.kill("SIGKILL");
@@ -340,7 +340,7 @@ except fd.FileDaemonError as err:
 
   // --- I: temp files ----------------------------------------------------------------------------
 
-  it("creates temp files exclusively (O_EXCL), named X.<pid>.<hex>.tmp, and never writes through one that exists", async () => {
+  it("creates temp files exclusively (O_EXCL), named X.<pid>.<hex>.tmp, and never writes through one that exists", () => {
     const target = tmp.file("x");
     const script = String.raw`
 import json, os, secrets, sys

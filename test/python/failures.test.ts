@@ -64,7 +64,7 @@ describe("python client: failures and recovery", function () {
     const { outcomes } = await python.done;
     const waited = performance.now() - killedAt;
     assert.equal(outcomes[0]?.code, "DAEMON_DIED", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /died while the command ran; its outcome is unknown/);
+    assert.match(outcomes[0].message ?? "", /died while the command ran; its outcome is unknown/);
     assert.ok(waited < 3000, `learned within 3 s (took ${Math.round(waited)} ms)`);
     assert.equal(readOrEmpty(results), "", "the running record was removed");
     assert.equal(readOrEmpty(commands), "");
@@ -82,7 +82,7 @@ describe("python client: failures and recovery", function () {
     daemonProcess = await startDaemonProcess(commands, results);
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-    assert.deepEqual([outcomes[0]?.result?.status, outcomes[0]?.result?.return_code], ["interrupted", -1]);
+    assert.deepEqual([outcomes[0].result?.status, outcomes[0].result?.return_code], ["interrupted", -1]);
     assert.equal(readOrEmpty(results), "");
     assert.equal(readOrEmpty(tmp.file("ran")), "ran\n", "not run again");
   });
@@ -95,7 +95,7 @@ describe("python client: failures and recovery", function () {
     stopFakeDaemon(commands);
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "DAEMON_NOT_RUNNING", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /withdrawn and did not run/);
+    assert.match(outcomes[0].message ?? "", /withdrawn and did not run/);
     assert.equal(readOrEmpty(commands), "");
   });
 
@@ -133,7 +133,7 @@ describe("python client: failures and recovery", function () {
   it("takes over stale locks: mtime long past, or in the future after a clock jump", async () => {
     await start();
     const { commands, results } = files();
-    for (const offset of [-60, +60]) {
+    for (const offset of [-60, 60]) {
       for (const file of [commands, results]) {
         mkdirSync(`${file}.lock`);
         const when = Date.now() / 1000 + offset;
@@ -197,7 +197,7 @@ describe("python client: failures and recovery", function () {
     }
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "LOST", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /vanished .* 4 times before it started.*did not run/);
+    assert.match(outcomes[0].message ?? "", /vanished .* 4 times before it started.*did not run/);
     assert.equal(readOrEmpty(commands), "");
   });
 
@@ -259,7 +259,7 @@ describe("python client: failures and recovery", function () {
     await withLocks(commands, results, () => replaceFile(results, ""));
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "INTERRUPTED", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /taken by the daemon but its result disappeared.*outcome is unknown/);
+    assert.match(outcomes[0].message ?? "", /taken by the daemon but its result disappeared.*outcome is unknown/);
     assert.equal(readOrEmpty(commands), "", "not placed again: it had started");
   });
 
@@ -278,8 +278,8 @@ describe("python client: failures and recovery", function () {
     });
     const { outcomes } = await python.done;
     assert.equal(outcomes[0]?.code, "BAD_COMMAND", outcomes[0]?.message);
-    assert.match(outcomes[0]?.message ?? "", /not today/);
-    assert.deepEqual([outcomes[0]?.result?.status, outcomes[0]?.result?.return_code], ["refused", -1]);
+    assert.match(outcomes[0].message ?? "", /not today/);
+    assert.deepEqual([outcomes[0].result?.status, outcomes[0].result?.return_code], ["refused", -1]);
     assert.equal(readOrEmpty(results), "");
   });
 });

@@ -149,8 +149,8 @@ export function startPython(commands: string, results: string, calls: readonly P
   child.once("exit", () => livePythons.delete(child));
   let stdout = "";
   let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const done = new Promise<{ outcomes: PyOutcome[]; exitCode: number | null; stderr: string }>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (exitCode) => {
@@ -302,8 +302,8 @@ export interface DaemonProcess {
 export async function startDaemonProcess(commands: string, results: string, extra: string[] = []): Promise<DaemonProcess> {
   const child = spawn(process.execPath, [CLI, results, commands, String(SLEEP), ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await waitFor(`the daemon to serve ${commands}`, () => child.exitCode !== null || readOrEmpty(`${commands}.daemon`).includes(`"pid":${child.pid},`));
   if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode}: ${output}`);

@@ -17,7 +17,8 @@ const PRELOAD = path.join(REPO, "scripts", "node-red-dev-offline.js");
 const EXPECTED = ["P01", "P03", "P04", "P05", "P06", "P07", "P08", "N01", "N02", "D01", "D02", "D03"];
 
 interface Check {
-  test: boolean;
+  /** True when the check passed; read from JSON, so anything else counts as failed. */
+  test: unknown;
   [detail: string]: unknown;
 }
 
@@ -27,6 +28,8 @@ function nodeRedDevBin(): string {
   try {
     const pkgFile = load.resolve("node-red-dev/package.json");
     const bin = (JSON.parse(readFileSync(pkgFile, "utf8")) as { bin: Record<string, string> }).bin["node-red-dev"];
+    // Caught below like any other failure to find it: then the environment names it.
+    if (bin === undefined) throw new Error("node-red-dev/package.json names no node-red-dev bin");
     return path.resolve(path.dirname(pkgFile), bin);
   } catch {
     const fromEnv = process.env.NODE_RED_DEV_BIN;

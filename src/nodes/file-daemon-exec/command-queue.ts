@@ -111,8 +111,9 @@ export class CommandQueue<T> {
   }
 
   private startWaiting(): void {
-    while (this.closedReason === null && this.waiting.length > 0 && this.running.size < this.concurrency) {
-      const next = this.waiting.shift() as Waiting<T>;
+    while (this.closedReason === null && this.running.size < this.concurrency) {
+      const next = this.waiting.shift();
+      if (next === undefined) break;
       this.run(next.task).then(next.resolve, next.reject);
     }
   }

@@ -82,9 +82,9 @@ type Token =
 function tokenize(pattern: string): Token[] {
   const tokens: Token[] = [];
   for (let i = 0; i < pattern.length; i++) {
-    const char = pattern[i] as string;
+    const char = pattern.charAt(i);
     if (char === "\\" && i + 1 < pattern.length) {
-      tokens.push({ kind: "literal", char: pattern[++i] as string });
+      tokens.push({ kind: "literal", char: pattern.charAt(++i) });
     } else if (char === "*") {
       let stars = 1;
       while (pattern[i + 1] === "*") {
@@ -107,10 +107,11 @@ function tokenize(pattern: string): Token[] {
 
 /** Splits tokens into words at (unescaped) blanks. */
 function words(tokens: readonly Token[]): Token[][] {
-  const result: Token[][] = [[]];
+  let word: Token[] = [];
+  const result: Token[][] = [word];
   for (const token of tokens) {
-    if (token.kind === "blank") result.push([]);
-    else (result.at(-1) as Token[]).push(token);
+    if (token.kind === "blank") result.push((word = []));
+    else word.push(token);
   }
   return result;
 }
@@ -121,7 +122,7 @@ const endsSegment = (token: Token): boolean => token.kind === "literal" && (toke
 
 function compile(pattern: string): RegExp {
   const all = words(tokenize(pattern));
-  const last = all.at(-1) as Token[];
+  const last = all.at(-1) ?? [];
   const anyFurtherWords = last.length === 1 && last[0]?.kind === "doubleStar";
   const fixed = anyFurtherWords ? all.slice(0, -1) : all;
   for (const word of fixed) {
@@ -194,8 +195,8 @@ function migrateV1Pattern(pattern: string): string {
   // Pieces: "\x" escapes, "*" (runs collapsed), blanks, other single characters.
   const pieces: string[] = [];
   for (let i = 0; i < pattern.length; i++) {
-    const char = pattern[i] as string;
-    if (char === "\\" && i + 1 < pattern.length) pieces.push(char + (pattern[++i] as string));
+    const char = pattern.charAt(i);
+    if (char === "\\" && i + 1 < pattern.length) pieces.push(char + pattern.charAt(++i));
     else if (char === "*") {
       while (pattern[i + 1] === "*") i++;
       pieces.push("*");

@@ -35,12 +35,14 @@ export class ConfigDaemon implements DaemonConnection {
       claim(settings.commandsFile);
       this.supervisor = new Supervisor({ commands: settings.commandsFile, results: settings.resultsFile, sleepTime: settings.sleepTime, channels: settings.channels });
       this.supervisor.on("state", (status) => this.onManaged(status));
+      // Detached on purpose (the status arrives as "state" events); it never rejects: the promise
+      // only resolves, and start() catches whatever the supervision loop throws.
       void this.supervisor.start();
     } else {
       this.watcher = new ExternalWatcher(settings.commandsFile, settings.resultsFile);
       this.current = { state: "unknown", pid: null, channels: 1, message: "not checked yet" };
       this.watcher.on("state", (status) => this.onExternal(status));
-      void this.watcher.start();
+      this.watcher.start();
     }
   }
 

@@ -74,8 +74,9 @@ export interface FileDaemonConfigNode extends Node {
   fileDaemon?: DaemonConnection;
 }
 
-export function connectionOf(node: Node | null): DaemonConnection | null {
-  return (node as FileDaemonConfigNode | null)?.fileDaemon ?? null;
+/** The connection of a config node; null for none, or for a node that is no file-daemon config node (it has no `fileDaemon`). */
+export function connectionOf(node: FileDaemonConfigNode | null): DaemonConnection | null {
+  return node?.fileDaemon ?? null;
 }
 
 /** The status an exec node shows for the daemon while it has nothing else to say. */

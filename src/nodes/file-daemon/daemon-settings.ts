@@ -12,7 +12,7 @@ export interface FileDaemonDef extends NodeDef {
   readonly mode?: string;
   readonly channels?: number | string;
   /** Patterns, one per line, that every command must match (see allowlist.ts); empty = any. */
-  readonly allowlist?: string;
+  readonly allowlist?: unknown;
 }
 
 export interface DaemonSettings {
