@@ -162,7 +162,7 @@ export async function runDriver(nodePath: string, args: readonly string[]): Prom
   children.add(child);
   drivers.add(child);
   let stdout = "";
-  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   // 'close', not 'exit': at 'exit' the end of its output may still be unread in the pipe.
   const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
   children.delete(child);
