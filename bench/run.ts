@@ -563,7 +563,7 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   const heldInAll = plan.heapMiB.reduce((sum, size) => sum + size * KINDS.length, 0);
   const memoryRows = `Memory:   +${plan.heapMiB.map(sizeText).join(", +")} of each kind (${KINDS.map((k) => KIND_LABEL[k]).join("; ")}), each size and kind in a fresh Node-RED process (${sizeText(heldInAll)} held in all, one process at a time)`;
   process.stdout.write(
-    `\n${machineInfo(nodeRed, dir, loadAtStart)}\n${plan.quick ? "Mode:     --quick (few iterations, short idle and sleep phases; this Node only, --compare-node for Node 22 and 24)" : "Mode:     full"}; measured in ${fmt(seconds, 0)} s\n${memoryRows}\n\n`,
+    `\n${machineInfo(nodeRed, dir, loadAtStart)}\nMode:     ${plan.quick ? "--quick (few iterations, short idle and sleep phases)" : "full"}${summary ? "; one of the Nodes this run measures, one table each" : plan.quick ? "; this Node only (--compare-node: Node 22 and 24)" : ""}; measured in ${fmt(seconds, 0)} s\n${memoryRows}\n\n`,
   );
   process.stdout.write(renderTable(rows));
   writeFooter(plan);
