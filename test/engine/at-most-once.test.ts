@@ -151,7 +151,8 @@ describe("at most once: a command runs once or not at all, and the submitter is 
   });
 
   it("#3 overwritten before the daemon took it (provably never started): placed again, runs once", async () => {
-    daemonProcess = await startDaemonProcess(commands(), results(), 0.2);
+    // Settled: the trace exists before the command is placed, so its anchor can prove what follows.
+    daemonProcess = await startSettledDaemon(commands(), results(), []);
     const marker = tmp.file("ran");
     const other = tmp.file("other-ran");
     daemonProcess.child.kill("SIGSTOP");
