@@ -122,7 +122,8 @@ describe("at most once: a command runs once or not at all, and the submitter is 
   });
 
   it("#3/#4 a result taken by a seed-style reader before its submitter looked: INTERRUPTED (outcome unknown), run once, never placed again", async () => {
-    daemonProcess = await startDaemonProcess(commands(), results(), 0.2);
+    // Settled: stopped inside its first wake, the daemon would hold the channel's locks.
+    daemonProcess = await startSettledDaemon(commands(), results(), []);
     const marker = tmp.file("ran");
     // Deterministic order: the submitter never sees its command running, as when a short command
     // ends between two of its looks. It is placed while the daemon is stopped, then frozen itself.
