@@ -13,7 +13,7 @@ import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
 import { isOwnerGone, pidNamespace } from "../protocol/io/liveness";
 import { effectiveStale } from "../protocol/limits";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
-import { decodeResults, type DoneRecord, type ResultStatus } from "../protocol/result-record";
+import { decodeResults, type DoneRecord, type Outcome } from "../protocol/result-record";
 import type { TraceAnchor } from "../protocol/taken-trace";
 import { look, place, type LookDecision, type Writes } from "../protocol/transitions";
 import { acquireSharedWatch, type DirectoryWatch } from "../protocol/io/dir-watch";
@@ -42,20 +42,11 @@ export interface SubmitOptions {
   readonly stale?: number;
 }
 
-export interface CommandResult {
-  /** Exit status, or null when the command died of a signal. */
-  readonly code: number | null;
-  readonly signal: string | null;
-  readonly status: ResultStatus;
-  readonly message: string | null;
-  readonly stdout: Buffer | null;
-  readonly stderr: Buffer | null;
-  readonly stdoutTruncated: boolean;
-  readonly stderrTruncated: boolean;
-  readonly durationMs: number;
+/** A command's outcome (PROTOCOL.md §4: `code` null when a signal ended it), its id and the channel it ran on. */
+export type CommandResult = Outcome & {
   readonly id: string;
   readonly channel: number;
-}
+};
 
 /** The error for a command that did not end by itself; `result` is set when it did run. */
 export class CommandFailedError extends FileDaemonError {

@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Daemon } from "../../src/index";
-import { bytesOf, expectedCode, killPythons, markedCommand, readOrEmpty, runPython, SLEEP, useTempDir } from "./helpers";
+import { bytesOf, expectedCode, markedCommand, readOrEmpty, runPython, usePythonSuite } from "./helpers";
 
 const execFileAsync = promisify(execFile);
 const JS_SUBMITTER = path.join(__dirname, "js-submitter.js");
@@ -49,20 +48,14 @@ async function jsSubmitter(commands: string, results: string, name: string, log:
 
 describe("python client: concurrent Python and JavaScript submitters", function () {
   this.timeout(60_000);
-  let daemon: Daemon | undefined;
-  afterEach(async () => {
-    killPythons();
-    await daemon?.stop();
-    daemon = undefined;
-  });
-  const tmp = useTempDir();
+  const { tmp, start } = usePythonSuite();
 
   for (const channels of [1, 3]) {
     it(`2 Python + 2 JavaScript processes × ${EACH} commands on ${channels} channel(s): each runs once, each result reaches its submitter`, async () => {
       const commands = tmp.file("commands");
       const results = tmp.file("results");
       const log = tmp.file("ran.log");
-      daemon = await Daemon.start({ commands, results, sleepTime: SLEEP, channels });
+      await start({ channels });
       const all = (
         await Promise.all([
           pythonSubmitter(commands, results, "py0", log),
@@ -93,7 +86,7 @@ describe("python client: concurrent Python and JavaScript submitters", function 
     const commands = tmp.file("commands");
     const results = tmp.file("results");
     const log = tmp.file("ran.log");
-    daemon = await Daemon.start({ commands, results, sleepTime: SLEEP });
+    await start();
     const began = performance.now();
     const finished = async (run: Promise<Got[]>) => {
       const got = await run;

@@ -29,8 +29,8 @@ export { waitFor };
  */
 export function usePythonSuite(): {
   readonly tmp: ReturnType<typeof useTempDir>;
-  files(): { commands: string; results: string };
-  start(options?: Omit<DaemonOptions, "commands" | "results" | "sleepTime">): Promise<Daemon>;
+  readonly files: () => { commands: string; results: string };
+  readonly start: (options?: Omit<DaemonOptions, "commands" | "results" | "sleepTime">) => Promise<Daemon>;
 } {
   let daemon: Daemon | undefined;
   afterEach(async () => {
