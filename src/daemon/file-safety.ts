@@ -3,6 +3,15 @@ import path from "node:path";
 import { FileDaemonError } from "../protocol/errors";
 import { channelFiles, type DaemonFiles } from "../protocol/paths";
 
+/** The file itself (a link is not followed), or null when it is not there: nothing to judge. */
+function lstatOrNull(file: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(file);
+  } catch {
+    return null;
+  }
+}
+
 function daemonUid(): number {
   return process.getuid?.() ?? 0;
 }
@@ -17,12 +26,8 @@ function sharedWithGroup(fileMode: number): boolean {
  * someone else can write is a way for them to run commands as the daemon's user.
  */
 export function unsafeFileReason(file: string, fileMode: number): string | null {
-  let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(file);
-  } catch {
-    return null;
-  }
+  const stat = lstatOrNull(file);
+  if (stat === null) return null;
   if (stat.isSymbolicLink()) return `${file} is a symbolic link; use the real path, a link could point the daemon anywhere`;
   if (!stat.isFile()) return `${file} is not a regular file`;
   const shared = sharedWithGroup(fileMode);
@@ -57,12 +62,8 @@ export function unsafeDirectoryReason(dir: string, fileMode = 0o600): string | n
  * (they replace the file by rename), so the daemon replaces it with an empty file.
  */
 export function unreadableFileReason(file: string, maxBytes: number): string | null {
-  let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(file);
-  } catch {
-    return null;
-  }
+  const stat = lstatOrNull(file);
+  if (stat === null) return null;
   if (stat.isSymbolicLink()) return `${file} is a symbolic link`;
   if (!stat.isFile()) return `${file} is not a regular file`;
   if (stat.size > maxBytes) return `${file} is ${stat.size} bytes long, more than any record can be (${maxBytes})`;
