@@ -1,5 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { DAEMON_NODE_FLAGS } from "../src/shared/daemon-node-flags";
 import { readLiveDaemon } from "../src/protocol/io/live-daemon";
 import { daemonFiles } from "../src/protocol/paths";
 import type { Reply, Request } from "./ipc";
@@ -65,7 +66,7 @@ export interface DaemonChild {
 export async function startDaemon(dir: string, name: string, sleepTime: number, channels: number, extra: string[] = []): Promise<DaemonChild> {
   const commands = path.join(dir, `${name}.commands`);
   const results = path.join(dir, `${name}.results`);
-  const args = [CLI, results, commands, String(sleepTime), ...(channels === 1 ? [] : ["--channels", String(channels)]), ...extra];
+  const args = [...DAEMON_NODE_FLAGS, CLI, results, commands, String(sleepTime), ...(channels === 1 ? [] : ["--channels", String(channels)]), ...extra];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const output = { text: "" };
   const exited = track(child, output);

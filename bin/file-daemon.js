@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 "use strict";
 // First the Node.js version (loads nothing else): on one too old, say so and exit 1 (submit: 125).
 const tooOld = require("../dist/src/shared/node-version.js").cliNodeVersionCheck(process.argv.slice(2));

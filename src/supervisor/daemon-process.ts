@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { DAEMON_NODE_FLAGS } from "../shared/daemon-node-flags";
 import path from "node:path";
 import { packageRoot } from "../shared/package-root";
 import { readLiveDaemon } from "../protocol/io/live-daemon";
@@ -44,6 +45,7 @@ export interface LaunchedDaemon {
 export async function launchDaemon(options: LaunchOptions): Promise<LaunchedDaemon> {
   const { execa } = await import("execa");
   const args = [
+    ...DAEMON_NODE_FLAGS,
     DAEMON_SCRIPT,
     options.results,
     options.commands,
