@@ -67,6 +67,9 @@ function lockNames(channel: ChannelFiles): string[] {
   return [lockPath(channel.commands), lockPath(channel.results)].map((file) => path.basename(file));
 }
 
+/** How long a sighting of the live daemon is taken as still true (see daemonSeenAlive). */
+const ALIVE_FOR_MS = 50;
+
 /** How many times a command that provably never started is placed again (PROTOCOL.md §5). */
 const MAX_REPLACEMENTS = 3;
 
@@ -108,6 +111,8 @@ class Submission {
   /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
   private readonly runningWaitMs: number;
   private deadSince: number | null = null;
+  /** When the daemon was last seen alive (see daemonSeenAlive). */
+  private aliveAt: number | null = null;
   private killRequested = false;
 
   constructor(
@@ -258,12 +263,23 @@ class Submission {
 
   /** True while a daemon is alive, or has been gone for less than `waitMs` (it may be restarting). */
   private daemonAliveOrExcused(waitMs: number): boolean {
-    if (readLiveDaemon(this.files) !== null) {
-      this.deadSince = null;
-      return true;
-    }
+    if (this.daemonSeenAlive()) return true;
     this.deadSince ??= performance.now();
     return performance.now() - this.deadSince < waitMs;
+  }
+
+  /**
+   * Whether the daemon is alive (info file, its process, its lock: three reads), answered from
+   * a sighting younger than ALIVE_FOR_MS: a command looks several times within milliseconds,
+   * and a death noticed 50 ms later changes no decision (those wait seconds). "Gone" is never
+   * reused: it is looked at again every time.
+   */
+  private daemonSeenAlive(): boolean {
+    if (this.aliveAt !== null && performance.now() - this.aliveAt < ALIVE_FOR_MS) return true;
+    const alive = readLiveDaemon(this.files) !== null;
+    this.aliveAt = alive ? performance.now() : null;
+    if (alive) this.deadSince = null;
+    return alive;
   }
 
   /** Asks the daemon to kill the running command, with the signal named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM. */
@@ -304,6 +320,7 @@ class Submission {
       const mismatch = checkServes(daemon, this.files);
       if (mismatch !== null) throw mismatch;
       this.deadSince = null;
+      this.aliveAt = performance.now();
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;
     }

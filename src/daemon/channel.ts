@@ -14,7 +14,8 @@ import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
 import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { maxChannelFileBytes } from "../protocol/limits";
-import { runCommand, type RunOptions, type RunningCommand, type WarmShells } from "./run-command";
+import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
+import type { WarmShells } from "./warm-shells";
 
 export interface ChannelContext {
   readonly lock: LockOptions;
@@ -192,9 +193,13 @@ export class DaemonChannel {
     if (!attempt.held) return;
     this.unwritten = null;
     if (attempt.value.log !== null) this.logAs("error", attempt.value.log);
+    // The fork for the next command's shell overlaps the submitter collecting this result.
+    setImmediate(() => this.ctx.warmShells.refill(this.ctx.run));
   }
 
   private checkKillRequest(): void {
+    // Usually there is none: existsSync answers without building an ENOENT error (~80 µs).
+    if (!fs.existsSync(this.files.kill)) return;
     let content: string;
     try {
       content = fs.readFileSync(this.files.kill, "utf8");

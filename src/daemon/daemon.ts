@@ -15,7 +15,7 @@ import { checkFilesAreSafe } from "./file-safety";
 import { resolveDaemonOptions, type DaemonOptions, type ResolvedDaemonOptions } from "./options";
 import { removePidfile, writePidfile } from "./pidfile";
 import { DaemonPresence, SETTLE_MS } from "./presence";
-import { WarmShells } from "./run-command";
+import { WarmShells } from "./warm-shells";
 import { removeDeadWritersTemps } from "./temp-cleanup";
 
 /** How soon the daemon tries a busy lock again (ms), when that is sooner than sleep_time. */
@@ -34,7 +34,7 @@ export class Daemon {
   private readonly watch: DirectoryWatch;
   private readonly log: Logger;
   private readonly presence: DaemonPresence;
-  private readonly warmShells = new WarmShells();
+  private readonly warmShells: WarmShells;
   private stopping = false;
   private stopCause: StopCause = "requested";
   private loopDone: Promise<void> = Promise.resolve();
@@ -53,6 +53,7 @@ export class Daemon {
   ) {
     this.log = options.log;
     this.watch = new DirectoryWatch(files.directories, options.watch);
+    this.warmShells = new WarmShells(info.channels);
     const { fileMode, captureLimit } = options;
     const ctx = {
       lock: { stale: info.stale },
@@ -123,6 +124,8 @@ export class Daemon {
       this.watch.close();
       throw err;
     }
+    // The first command should not wait for a fork either.
+    this.warmShells.refill(this.options);
     this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
     this.loopDone = this.loop();
   }

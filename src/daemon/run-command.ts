@@ -1,6 +1,7 @@
-import type { ChildProcess, SpawnOptions } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { Outcome, ResultStatus } from "../protocol/result-record";
+import { WARM_LINE_MAX, type WarmShells } from "./warm-shells";
 
 export interface RunOptions {
   readonly shell: string;
@@ -54,129 +55,25 @@ function drain(stream: Readable | null | undefined, capture: BoundedCapture): Pr
   });
 }
 
-/**
- * A warm shell: `SHELL -c WARM_SCRIPT` started before a command arrives, so that forking the
- * daemon (the largest cost of a short command: libuv forks the whole ~60 MB process on the
- * main thread) happens while nothing waits. It reads one line from stdin: a capture flag
- * (`1` or `0`) and the command, then behaves as `SHELL -c COMMAND` would: stdin is
- * /dev/null, stdout and stderr go to the daemon's pipes or to /dev/null, `$$` is the shell,
- * which leads its own session and process group, and its exit status is the command's. The
- * variable holding the line is unset before the command runs. At EOF (the daemon died or
- * stopped) it exits without running anything. One visible difference: a syntax error in the
- * command is reported as `sh: 1: eval: Syntax error: ...` (exit status 2 either way).
- */
-const WARM_SCRIPT = 'IFS= read -r __file_daemon_line || exit 0; exec </dev/null; case $__file_daemon_line in 1*) ;; *) exec >/dev/null 2>&1;; esac; eval "unset __file_daemon_line; ${__file_daemon_line#?}"';
-
-/** Longer commands start cold: a shell reads a line from a pipe one byte (one syscall) at a time. */
-const WARM_LINE_MAX = 4096;
-
-/** After a command ends, the next warm shell is started this many ms later (see `rewarm`). */
-const REWARM_DELAY_MS = 3;
-
-/** A warm shell that dies unused this many times (broken shell, limits) turns warming off for good. */
-const MAX_IDLE_DEATHS = 3;
-
-type Refable = { ref?: () => void; unref?: () => void };
-
-interface Spare {
-  readonly child: ChildProcess;
-  readonly onIdleExit: () => void;
-}
-
-/** A daemon's warm shells: at most one idle per shell and user; taken by the next command, then replaced. */
-export class WarmShells {
-  private readonly spares = new Map<string, Spare>();
-  private readonly idleDeaths = new Map<string, number>();
-
-  /** An idle warm shell for these options, or null (none ready, or warming is off). */
-  take(options: RunOptions): ChildProcess | null {
-    const key = keyOf(options);
-    const spare = this.spares.get(key);
-    if (spare === undefined) return null;
-    this.spares.delete(key);
-    spare.child.off("exit", spare.onIdleExit);
-    spare.child.off("error", spare.onIdleExit);
-    if (!isRunning(spare.child)) return null;
-    setRef(spare.child, true);
-    return spare.child;
-  }
-
-  /**
-   * Starts the next warm shell now, unless one is ready. The daemon's event loop stands still
-   * while it forks (~2 ms here for a 60 MB daemon), so this runs a few ms after a command
-   * ended: after its result was published, while the submitter collects it and before it can
-   * place the next one (measured: 1 ms often forked before the publish, 3 ms did not).
-   */
-  rewarm(options: RunOptions): void {
-    const key = keyOf(options);
-    if (this.spares.has(key) || (this.idleDeaths.get(key) ?? 0) >= MAX_IDLE_DEATHS) return;
-    this.start(key, options);
-  }
-
-  /** Ends every idle warm shell (they would end by themselves when this process exits). */
-  close(): void {
-    for (const { child, onIdleExit } of this.spares.values()) {
-      child.off("exit", onIdleExit);
-      child.stdin?.end();
-    }
-    this.spares.clear();
-  }
-
-  private start(key: string, options: RunOptions): void {
-    let child: ChildProcess;
-    try {
-      child = spawnShell(options, WARM_SCRIPT, ["pipe", "pipe", "pipe"]);
-    } catch {
-      this.idleDeaths.set(key, MAX_IDLE_DEATHS);
-      return;
-    }
-    // A write to a shell that died, or a failed spawn: the command's outcome says what happened.
-    child.stdin?.on("error", () => undefined);
-    const onIdleExit = () => {
-      if (this.spares.get(key)?.child !== child) return;
-      this.spares.delete(key);
-      this.idleDeaths.set(key, (this.idleDeaths.get(key) ?? 0) + 1);
-    };
-    child.once("exit", onIdleExit);
-    child.once("error", onIdleExit);
-    // An idle warm shell must not keep the daemon process alive.
-    setRef(child, false);
-    this.spares.set(key, { child, onIdleExit });
-  }
-}
-
-function keyOf(options: RunOptions): string {
-  return `${options.shell}\0${options.uid ?? ""}\0${options.gid ?? ""}`;
-}
-
-function isRunning(child: ChildProcess): boolean {
-  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
-}
-
-function setRef(child: ChildProcess, ref: boolean): void {
-  for (const handle of [child, child.stdin, child.stdout, child.stderr] as (Refable | null)[]) {
-    if (ref) handle?.ref?.();
-    else handle?.unref?.();
-  }
-}
-
 let execaModule: typeof import("execa") | null = null;
 
-/** execa is ESM-only: loaded once, before the first command, so spawning stays synchronous. */
+/** execa is ESM-only: loaded once, when the first command needs a cold shell, so spawning stays synchronous. */
 async function loadExeca(): Promise<typeof import("execa")> {
   execaModule ??= await import("execa");
   return execaModule;
 }
 
 /**
- * `SHELL -c [--] SCRIPT` through execa, in a new session (`detached`), so the shell leads its
- * own process group. `--` keeps a command that starts with "-" from being read as options.
+ * `SHELL -c [--] COMMAND` through execa, started now, in a new session (`detached`), so the
+ * shell leads its own process group. `--` keeps a command that starts with "-" from being read
+ * as options.
  */
-function spawnShell(options: RunOptions, script: string, stdio: SpawnOptions["stdio"]): ChildProcess {
+function spawnCold(command: string, options: RunOptions): ChildProcess {
   if (execaModule === null) throw new Error("execa is not loaded yet");
-  const subprocess = execaModule.execa(options.shell, ["-c", "--", script], {
+  const output = options.capture ? "pipe" : "ignore";
+  const subprocess = execaModule.execa(options.shell, ["-c", "--", command], {
     detached: true,
-    stdio: stdio as ["pipe" | "ignore", "pipe" | "ignore", "pipe" | "ignore"],
+    stdio: ["ignore", output, output],
     reject: false,
     cleanup: false,
     buffer: false,
@@ -189,22 +86,15 @@ function spawnShell(options: RunOptions, script: string, stdio: SpawnOptions["st
   return subprocess.nodeChildProcess;
 }
 
-/** `SHELL -c COMMAND` in a new process, started now. */
-function spawnCold(command: string, options: RunOptions): ChildProcess {
-  const output = options.capture ? "pipe" : "ignore";
-  return spawnShell(options, command, ["ignore", output, output]);
-}
-
 /**
  * Starts `command` through the shell in a new session, so the shell leads its own process
  * group and a kill reaches every process it started (see PROTOCOL.md, "running"): in a warm
- * shell when one is ready, else `SHELL -c COMMAND`. Both are started with execa; the warm
- * shell keeps execa's cost (about a millisecond per spawn here) off a command's round trip.
+ * shell when one is ready (warm-shells.ts), else `SHELL -c COMMAND` through execa.
  */
 export async function runCommand(command: string, options: RunOptions, warmShells: WarmShells): Promise<RunningCommand> {
-  await loadExeca();
   const line = `${options.capture ? 1 : 0}${command}\n`;
   const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? warmShells.take(options) : null;
+  if (warm === null) await loadExeca();
   const started = performance.now();
   let subprocess: ChildProcess;
   try {
@@ -268,8 +158,6 @@ export async function runCommand(command: string, options: RunOptions, warmShell
     if (exit.error !== null) {
       return { status: "failed", code: null, signal: null, message: `the shell could not be started: ${exit.error}`, ...captured };
     }
-    // The caller publishes the result on its next turn of the event loop; warm the next shell after that.
-    setTimeout(() => warmShells.rewarm(options), REWARM_DELAY_MS).unref();
     const status: ResultStatus = killed.for?.reason ?? (exit.signal !== null ? "signaled" : "exited");
     return { status, code: exit.code, signal: exit.signal, message: killed.for?.message ?? null, ...captured };
   })();

@@ -212,10 +212,21 @@ describe("at most once: a command runs once or not at all, and the submitter is 
   it("#5 a shell that cannot be started (execa fails to load) gives SPAWN_FAILED, and the daemon keeps serving", async () => {
     daemonProcess = await startDaemonProcess(commands(), results(), 0.2, [], ["--import", path.join(REPO, "test", "fixtures", "no-execa.mjs")]);
     const marker = tmp.file("ran");
-    for (let i = 0; i < 2; i++) assert.equal(await outcomeOf(submit(`echo x >> '${marker}'`)), "SPAWN_FAILED");
+    // Longer than a warm shell takes (4096 bytes): started cold, through execa.
+    const long = `echo x >> '${marker}' # ${"x".repeat(5000)}`;
+    for (let i = 0; i < 2; i++) assert.equal(await outcomeOf(submit(long)), "SPAWN_FAILED");
     assert.equal(daemonProcess.child.exitCode, null, `the daemon is still running: ${daemonProcess.output()}`);
     assert.equal(runs(marker), 0);
     assert.equal(readLiveDaemon(daemonFiles(commands(), results()))?.pid, daemonProcess.child.pid);
+    // A short command still runs, in a warm shell (spawned without execa).
+    assert.equal(await outcomeOf(submit(`echo x >> '${marker}'`)), "ok:0");
+    assert.equal(runs(marker), 1);
+  });
+
+  it("#5 a shell that does not exist gives SPAWN_FAILED, warm or cold, and the daemon keeps serving", async () => {
+    daemonProcess = await startDaemonProcess(commands(), results(), 0.2, ["--shell", tmp.file("no-such-shell")]);
+    for (const command of ["true", `true # ${"x".repeat(5000)}`, "true", "true"]) assert.equal(await outcomeOf(submit(command)), "SPAWN_FAILED");
+    assert.equal(daemonProcess.child.exitCode, null, `the daemon is still running: ${daemonProcess.output()}`);
   });
 
   it("#6 the same file for commands and results is refused at once", async () => {

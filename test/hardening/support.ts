@@ -147,13 +147,18 @@ export function openFds(pid: number): OpenFd[] {
 
 /** Children of `pid` in state Z (exited, not yet reaped). */
 export function zombieChildren(pid: number): number[] {
-  const zombies: number[] = [];
+  return childrenOf(pid, (state) => state === "Z");
+}
+
+/** Pids of the children of `pid` whose state passes `which` (all by default). */
+export function childrenOf(pid: number, which: (state: string) => boolean = () => true): number[] {
+  const children: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const stat = procStat(Number(name));
-    if (stat !== null && stat.ppid === pid && stat.state === "Z") zombies.push(stat.pid);
+    if (stat !== null && stat.ppid === pid && which(stat.state)) children.push(stat.pid);
   }
-  return zombies;
+  return children;
 }
 
 /** True once no process has `pid` (a zombie counts as gone: it runs nothing). */

@@ -45,19 +45,28 @@ export class DirectoryWatch {
   }
 }
 
-const shared = new Map<string, { watch: DirectoryWatch; users: number }>();
+const shared = new Map<string, { watch: DirectoryWatch; users: number; idleTimer: NodeJS.Timeout | null }>();
+
+/**
+ * How long a shared watch nobody uses is kept: commands sent one after another would otherwise
+ * add and remove an inotify watch each (two syscalls and a wake-up of their own).
+ */
+const IDLE_WATCH_MS = 30_000;
 
 /**
  * One watcher per set of directories for the whole process: every submission in Node-RED
- * shares it instead of creating and closing an inotify watch per command.
+ * shares it instead of creating and closing an inotify watch per command. It never keeps the
+ * process alive (persistent: false, unref()-ed timer).
  */
 export function acquireSharedWatch(directories: readonly string[], enabled: boolean): { watch: DirectoryWatch; release: () => void } {
   const key = `${enabled}:${directories.join("\0")}`;
   let entry = shared.get(key);
   if (entry === undefined) {
-    entry = { watch: new DirectoryWatch(directories, enabled), users: 0 };
+    entry = { watch: new DirectoryWatch(directories, enabled), users: 0, idleTimer: null };
     shared.set(key, entry);
   }
+  if (entry.idleTimer !== null) clearTimeout(entry.idleTimer);
+  entry.idleTimer = null;
   entry.users++;
   entry.watch.rewatch();
   const current = entry;
@@ -68,8 +77,10 @@ export function acquireSharedWatch(directories: readonly string[], enabled: bool
       if (released) return;
       released = true;
       if (--current.users > 0) return;
-      current.watch.close();
-      shared.delete(key);
+      current.idleTimer = setTimeout(() => {
+        current.watch.close();
+        shared.delete(key);
+      }, IDLE_WATCH_MS).unref();
     },
   };
 }
