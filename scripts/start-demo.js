@@ -3,7 +3,8 @@
 // folder (nodes, icons, locales, examples), state in the git-ignored .node-red/, and on the
 // first start the first example flow deployed. Ctrl-C stops Node-RED and then the managed
 // daemons of the flows (a managed daemon outlives Node-RED on purpose, to be adopted by the next
-// start; a demo should leave nothing behind). Environment: PORT (default 1880),
+// start; a demo should leave nothing behind). The example keeps its files in the default
+// directory ($XDG_RUNTIME_DIR/file-daemon, or /dev/shm/file-daemon-<uid>). Environment: PORT (default 1880),
 // NODE_RED_USER_DIR (default <repo>/.node-red), NR_PKG (node-red, or node-red-5).
 "use strict";
 const { spawn } = require("node:child_process");
@@ -56,8 +57,29 @@ async function stopManagedDaemons() {
   const { stopLiveDaemon } = require(path.join(repo, "dist/src/supervisor/daemon-process.js"));
   const { daemonFiles } = require(path.join(repo, "dist/src/protocol/paths.js"));
   for (const n of flows) {
-    if (n.type !== "file-daemon" || (n.mode || "managed") !== "managed" || !n.commandsFile || !n.resultsFile) continue;
-    const pid = await stopLiveDaemon(daemonFiles(n.commandsFile, n.resultsFile)).catch(() => null);
-    if (pid !== null) console.log(`Stopped the daemon for ${n.commandsFile} (pid ${pid})`);
+    if (n.type !== "file-daemon" || (n.mode || "managed") !== "managed") continue;
+    // Empty paths (the examples): commands and results in the default directory, resolved as
+    // Node-RED did (same environment, same settings.js).
+    const dir = !n.commandsFile && !n.resultsFile ? defaultDirectory() : null;
+    const commands = dir === null ? n.commandsFile : path.join(dir, "commands");
+    const results = dir === null ? n.resultsFile : path.join(dir, "results");
+    if (!commands || !results) continue;
+    const pid = await stopLiveDaemon(daemonFiles(commands, results)).catch(() => null);
+    if (pid !== null) console.log(`Stopped the daemon for ${commands} (pid ${pid})`);
+  }
+}
+
+function defaultDirectory() {
+  const { resolveDefaultDirectory } = require(path.join(repo, "dist/src/shared/default-directory.js"));
+  let configured;
+  try {
+    configured = require(path.join(userDir, "settings.js")).fileDaemonDefaultDirectory;
+  } catch {
+    // No settings.js (Node-RED writes one on its first start): no admin's directory.
+  }
+  try {
+    return resolveDefaultDirectory({ configured });
+  } catch {
+    return null;
   }
 }

@@ -30,6 +30,8 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
 
   let userDir = "";
   let daemonDir = "";
+  /** Node-RED's XDG_RUNTIME_DIR: the example's default directory is in it, not in this machine's /dev/shm. */
+  let runtimeDir = "";
   let nodeRed: NodeRed | undefined;
   let editorUrl = "";
   let browser: Browser | undefined;
@@ -75,7 +77,8 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     daemonDir = mkdtempSync(path.join(os.tmpdir(), "file-daemon-editor-daemon-")); // mode 0700
     commands = path.join(daemonDir, "commands");
     results = path.join(daemonDir, "results");
-    nodeRed = await startNodeRed(userDir, STEP_MS);
+    runtimeDir = mkdtempSync(path.join(os.tmpdir(), "file-daemon-editor-xdg-")); // mode 0700
+    nodeRed = await startNodeRed(userDir, STEP_MS, process.execPath, { XDG_RUNTIME_DIR: runtimeDir });
     editorUrl = nodeRed.url;
     shotPrefix = `nr${nodeRed.version.split(".")[0]}`;
     browser = await launchChromium();
@@ -104,7 +107,7 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     await browser?.close().catch(() => undefined);
     await nodeRed?.stop();
     // A managed daemon outlives Node-RED by design: stop the ones the deployed flow ran, but only
-    // on this test's own files (never someone's daemon on the examples' /tmp files).
+    // on this test's own files (never someone's daemon on other files).
     const flows = (() => {
       try {
         return JSON.parse(readFileSync(path.join(userDir, "flows.json"), "utf8")) as Record<string, unknown>[];
@@ -120,7 +123,7 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
       }
       await stopLiveDaemon(daemonFiles(n.commandsFile, n.resultsFile));
     }
-    for (const dir of [userDir, daemonDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [userDir, daemonDir, runtimeDir]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("shows shell exec in the palette with its label and icon", async () => {
@@ -220,14 +223,22 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     await page.locator("#node-input-timeout:not(.input-error)").waitFor({ state: "visible" });
   });
 
-  it("validates the config node dialog: a relative path is refused; private temp paths are accepted", async () => {
+  it("validates the config node dialog: the example's empty paths show the default directory; a relative path, or one path alone, is refused; private temp paths are accepted", async () => {
     await page.click("#node-input-btn-daemon-edit"); // the pencil beside Daemon
     await page.locator("#node-config-input-commandsFile").waitFor({ state: "visible" });
-    assert.equal(await page.inputValue("#node-config-input-commandsFile"), "/tmp/file-daemon-example.commands");
+    // The example names no files: they go in the default directory, which the placeholders show.
+    const defaultDir = path.join(runtimeDir, "file-daemon");
+    for (const [input, name] of [["#node-config-input-commandsFile", "commands"], ["#node-config-input-resultsFile", "results"]] as const) {
+      assert.equal(await page.inputValue(input), "");
+      assert.equal(await page.getAttribute(input, "placeholder"), `default: ${defaultDir}/${name}`);
+      await page.locator(`${input}:not(.input-error)`).waitFor({ state: "visible" });
+    }
+    await shot("07-config-dialog-default-directory");
     await setField("#node-config-input-commandsFile", "file-daemon/commands");
     await showValidationMessage("#node-config-input-commandsFile", /^use an absolute path \(starting with \/\)/, "07-config-dialog-relative-path");
     await setField("#node-config-input-commandsFile", commands);
     await page.locator("#node-config-input-commandsFile:not(.input-error)").waitFor({ state: "visible" });
+    await showValidationMessage("#node-config-input-resultsFile", /^give both files, or leave both empty for the default directory$/, "07-config-dialog-one-path");
     await setField("#node-config-input-resultsFile", results);
     await page.locator("#node-config-input-resultsFile:not(.input-error)").waitFor({ state: "visible" });
     await page.click("#node-config-dialog-ok"); // Update

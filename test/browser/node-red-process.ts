@@ -33,10 +33,10 @@ export function freePort(): Promise<number> {
 /**
  * Starts the devDependency's red.js as a child process, with this package loaded from the repo
  * folder (`nodesDir`), state in `userDir`, bound to 127.0.0.1 on a free port, telemetry and tours
- * off, run by `node` (default: this Node.js). Resolves once the editor answers HTTP; rejects if
- * Node-RED exits first or after `ms`.
+ * off, run by `node` (default: this Node.js), with this process's environment and `env` over it.
+ * Resolves once the editor answers HTTP; rejects if Node-RED exits first or after `ms`.
  */
-export async function startNodeRed(userDir: string, ms = 30_000, node = process.execPath): Promise<NodeRed> {
+export async function startNodeRed(userDir: string, ms = 30_000, node = process.execPath, env: NodeJS.ProcessEnv = {}): Promise<NodeRed> {
   const load = createRequire(path.join(REPO, "package.json"));
   const red = load.resolve(`${NR_PKG}/red.js`);
   const version = (load(`${NR_PKG}/package.json`) as { version: string }).version;
@@ -50,7 +50,7 @@ export async function startNodeRed(userDir: string, ms = 30_000, node = process.
     "--define", "flowFile=flows.json",
     "--define", "telemetry.enabled=false",
     "--define", "editorTheme.tours=false",
-  ], { cwd: userDir, stdio: ["ignore", "pipe", "pipe"] });
+  ], { cwd: userDir, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { createRequire } from "node:module";
 import path from "node:path";
 import { Daemon } from "../../src/daemon/daemon";
-import { ALLOW_PAYLOAD_COMMAND_SETTING, DEFAULT_DIRECTORY_SETTING, KILL_SIGNALS } from "../../src/nodes/file-daemon-exec/exec-policy";
+import { ALLOW_PAYLOAD_COMMAND_SETTING, DEFAULT_DIRECTORY_SETTING, KILL_SIGNALS, RESOLVED_DIRECTORY_SETTING } from "../../src/nodes/file-daemon-exec/exec-policy";
 import { englishCatalog, lookup } from "./locale";
 import { execFlow, helper, Inbox, lastStatus, node, NR_PATH, OUR_NODES, statuses, useTestFiles, waitFor, waitForStatus, type FlowOptions, type Msg } from "./support";
 
@@ -211,6 +211,7 @@ describe("file-daemon-exec input, msg.kill, verbose log and admin policy", funct
       const { normaliseNodeTypeName } = (createRequire(__filename)(NR_PATH) as { util: { normaliseNodeTypeName(type: string): string } }).util;
       assert.ok(ALLOW_PAYLOAD_COMMAND_SETTING.startsWith(normaliseNodeTypeName("file-daemon-exec")));
       assert.ok(DEFAULT_DIRECTORY_SETTING.startsWith(normaliseNodeTypeName("file-daemon")));
+      assert.ok(RESOLVED_DIRECTORY_SETTING.startsWith(normaliseNodeTypeName("file-daemon")));
       await deploy();
       const spy = helper.log() as { getCalls(): { args: [{ msg?: unknown }] }[] };
       const invalid = spy.getCalls().filter((call) => /invalid property name/i.test(String(call.args[0].msg)));

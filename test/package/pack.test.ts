@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -95,19 +95,21 @@ describe("the npm package, installed into a fresh Node-RED", function () {
   let tmp = "";
   let tarball = "";
   let userDir = "";
-  let daemonDir = "";
+  /** Node-RED's XDG_RUNTIME_DIR: example 1 as shipped keeps its files in <it>/file-daemon. */
+  let runtimeDir = "";
   let nodeRed: ChildProcess | undefined;
   let nodeRedExited: Promise<void> = Promise.resolve();
   let output = "";
   let url = "";
   const installed = () => path.join(userDir, "node_modules", ...PACKAGE.split("/"));
-  const commandsFile = () => path.join(daemonDir, "commands");
-  const resultsFile = () => path.join(daemonDir, "results");
+  const defaultDir = () => path.join(runtimeDir, "file-daemon");
+  const commandsFile = () => path.join(defaultDir(), "commands");
+  const resultsFile = () => path.join(defaultDir(), "results");
 
   before(() => {
     tmp = mkdtempSync(path.join(os.tmpdir(), "file-daemon-pack-"));
-    daemonDir = path.join(tmp, "fd");
-    mkdirSync(daemonDir, { mode: 0o700 });
+    runtimeDir = path.join(tmp, "xdg");
+    mkdirSync(runtimeDir, { mode: 0o700 });
   });
 
   after(async function () {
@@ -119,7 +121,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
       clearTimeout(timer);
     }
     // A managed daemon outlives a Node-RED that did not stop it (60 s): stop it now.
-    if (daemonDir) await stopLiveDaemon(daemonFiles(commandsFile(), resultsFile())).catch(() => null);
+    if (runtimeDir) await stopLiveDaemon(daemonFiles(commandsFile(), resultsFile())).catch(() => null);
     if (tmp) rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   });
 
@@ -180,7 +182,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
       "--define", "flowFile=flows.json",
       "--define", "telemetry.enabled=false",
       "--define", "editorTheme.tours=false",
-    ], { cwd: userDir, env: cleanEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    ], { cwd: userDir, env: cleanEnv({ XDG_RUNTIME_DIR: runtimeDir }), detached: true, stdio: ["ignore", "pipe", "pipe"] });
     nodeRed = child;
     nodeRedExited = new Promise<void>((resolve) => child.once("close", () => resolve()));
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -201,15 +203,17 @@ describe("the npm package, installed into a fresh Node-RED", function () {
     assert.doesNotMatch(output, /Cannot find module/);
   });
 
-  it("deploys example 1 from the installed package; its daemon serves; both injects report their exit codes", async function () {
+  it("deploys example 1 from the installed package; its daemon serves from the default directory; both injects report their exit codes", async function () {
     this.timeout(60_000);
     assert.ok(url && nodeRed?.exitCode === null, "Node-RED is not running: the step before failed");
     const nodes = JSON.parse(readFileSync(path.join(installed(), "examples", EXAMPLE), "utf8")) as Record<string, unknown>[];
     const tab = nodes.find((node) => typeof node.z === "string")?.z as string;
     for (const node of nodes) {
-      if (node.type === "file-daemon") Object.assign(node, { commandsFile: commandsFile(), resultsFile: resultsFile() });
+      // As shipped: no paths, so the files go in the default directory ($XDG_RUNTIME_DIR/file-daemon here).
+      if (node.type === "file-daemon") assert.deepEqual([node.commandsFile, node.resultsFile], ["", ""]);
       if (node.type === "debug") node.console = true; // its messages go to Node-RED's log, read here
     }
+    assert.equal(existsSync(defaultDir()), false);
     const injects = nodes.filter((node) => node.type === "inject").map((node) => ({ id: node.id as string, payload: node.payload as string }));
     assert.deepEqual(injects.map((inject) => inject.payload), ["uptime", "exit 3"]);
     const flow = [{ id: tab, type: "tab", label: "example 1", disabled: false, info: "" }, ...nodes];
@@ -229,6 +233,7 @@ describe("the npm package, installed into a fresh Node-RED", function () {
       if (performance.now() > statusDeadline) assert.fail(`file-daemon status still says (${status.code}): ${status.output}\nNode-RED:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    assert.equal((statSync(defaultDir()).mode & 0o777).toString(8), "700", "the default directory is private");
 
     const expected: Record<string, string> = { uptime: "0", "exit 3": "3" };
     for (const inject of injects) {

@@ -5,7 +5,14 @@ import { FileDaemonError } from "../../protocol/errors";
  * its node type in camelCase: `fileDaemonExec…` for the exec node, `fileDaemon…` for the config node.
  */
 export const ALLOW_PAYLOAD_COMMAND_SETTING = "fileDaemonExecAllowPayloadCommand";
+/** The admin's directory: new config nodes are pre-filled with it, and one with empty paths uses it. */
 export const DEFAULT_DIRECTORY_SETTING = "fileDaemonDefaultDirectory";
+/**
+ * Exported by the runtime, not read from settings.js: the directory a config node with empty
+ * paths uses (resolveDefaultDirectory), which the editor shows as their placeholder. An admin
+ * who wants another one sets DEFAULT_DIRECTORY_SETTING.
+ */
+export const RESOLVED_DIRECTORY_SETTING = "fileDaemonResolvedDirectory";
 
 /**
  * False in settings.js forbids exec nodes without a fixed command for the whole install. Unset

@@ -81,6 +81,9 @@ export class ExecRunner {
     const { commandsFile, resultsFile, sleepTime } = this.daemon;
     this.queue
       .push((queueSignal) => {
+        // Looked at as the command goes out, not when it came in: a directory fixed meanwhile is used.
+        const refused = this.daemon.refusal;
+        if (refused !== null) return Promise.reject(refused);
         // The queue aborts with an Error (node closed: SIGTERM); msg.kill with a signal name.
         const submission = new AbortController();
         const forward = () => submission.abort(queueSignal.reason);

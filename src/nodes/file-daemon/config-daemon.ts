@@ -1,7 +1,11 @@
+import path from "node:path";
 import { stopLiveDaemon } from "../../supervisor/daemon-process";
 import { ExternalWatcher, type ExternalStatus } from "../../supervisor/external-watcher";
 import { Supervisor, type SupervisorStatus } from "../../supervisor/supervisor";
 import { daemonFiles } from "../../protocol/paths";
+import { FileDaemonError } from "../../protocol/errors";
+import { ensureDefaultDirectory } from "../../shared/default-directory";
+import { pause } from "../../shared/pause";
 import type { Allowlist } from "./allowlist";
 import { healthStatus, problemStatusKey, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { claim, leaveRunning } from "./daemon-handover";
@@ -13,36 +17,93 @@ const MANAGED_DAEMON_WAIT = 10;
 const EXTERNAL_DAEMON_WAIT = 2;
 /** All the time `close` may take; Node-RED reports a close that takes over 15 s as failed. */
 const CLOSE_TIMEOUT_MS = 12_000;
+/** How often a default directory that could not be used is tried again (a mkdir, an lstat). */
+const DIRECTORY_RETRY_MS = 1000;
 
 /**
  * What a `file-daemon` config node does: in managed mode a Supervisor keeps a daemon running,
  * in external mode an ExternalWatcher only looks at it; either way the health is logged and
- * passed on to every exec node that subscribed.
+ * passed on to every exec node that subscribed. With empty paths the files are in the default
+ * directory, made (or checked) first: until it is usable, neither starts, nothing reads or
+ * writes the files, and every message fails with the reason.
  */
 export class ConfigDaemon implements DaemonConnection {
   private current: DaemonHealth;
   private readonly listeners = new Set<(health: DaemonHealth) => void>();
-  private readonly supervisor: Supervisor | null = null;
-  private readonly watcher: ExternalWatcher | null = null;
+  private supervisor: Supervisor | null = null;
+  private watcher: ExternalWatcher | null = null;
+  /** Why the default directory must not be used (yet); null once it is, or with named files. */
+  private refused: FileDaemonError | null = null;
+  private readonly closing = new AbortController();
+  /** A call, not a property read: TypeScript would carry `signal.aborted === false` across awaits. */
+  private readonly closed = (): boolean => this.closing.signal.aborted;
+  /** The retries of a default directory that was not usable at the start. */
+  private readonly waiting: Promise<void> | null = null;
 
   constructor(
     private readonly RED: NodeAPI,
     private readonly node: Node,
     private readonly settings: DaemonSettings,
   ) {
-    this.current = { state: "starting", pid: null, channels: settings.channels, message: "not started yet" };
+    this.current =
+      settings.mode === "managed"
+        ? { state: "starting", pid: null, channels: settings.channels, message: "not started yet" }
+        : { state: "unknown", pid: null, channels: 1, message: "not checked yet" };
+    const dir = settings.defaultDirectory;
+    if (dir === null || this.directoryReady(dir)) this.startDaemon();
+    else this.waiting = this.waitForDirectory(dir);
+  }
+
+  private startDaemon(): void {
+    const { settings } = this;
     if (settings.mode === "managed") {
       claim(settings.commandsFile);
-      this.supervisor = new Supervisor({ commands: settings.commandsFile, results: settings.resultsFile, sleepTime: settings.sleepTime, channels: settings.channels });
-      this.supervisor.on("state", (status) => this.onManaged(status));
+      const supervisor = new Supervisor({ commands: settings.commandsFile, results: settings.resultsFile, sleepTime: settings.sleepTime, channels: settings.channels });
+      this.supervisor = supervisor;
+      supervisor.on("state", (status) => this.onManaged(status));
       // Detached on purpose (the status arrives as "state" events); it never rejects: the promise
       // only resolves, and start() catches whatever the supervision loop throws.
-      void this.supervisor.start();
+      void supervisor.start();
     } else {
-      this.watcher = new ExternalWatcher(settings.commandsFile, settings.resultsFile);
+      const watcher = new ExternalWatcher(settings.commandsFile, settings.resultsFile);
+      this.watcher = watcher;
       this.current = { state: "unknown", pid: null, channels: 1, message: "not checked yet" };
-      this.watcher.on("state", (status) => this.onExternal(status));
-      this.watcher.start();
+      watcher.on("state", (status) => this.onExternal(status));
+      watcher.start();
+    }
+  }
+
+  /**
+   * Whether the default directory is usable now (made, or found private). If not: the status
+   * and every message say why, and the log does once per reason.
+   */
+  private directoryReady(dir: string): boolean {
+    try {
+      ensureDefaultDirectory(dir);
+    } catch (err) {
+      const error = err instanceof FileDaemonError ? err : new FileDaemonError("IO", `cannot use the default directory ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const repeated = this.refused?.message === error.message;
+      this.refused = error;
+      if (repeated) return false;
+      const then = this.settings.mode === "managed" ? "the daemon starts" : "the daemon is looked for";
+      this.node.error(`${error.message}. The directory is tried again every ${DIRECTORY_RETRY_MS / 1000} s; ${then} once it is usable`);
+      const problem = { code: error.code, message: error.message, status: problemStatusKey(error, [dir, path.dirname(dir)]) };
+      this.update({ state: "failed", pid: null, channels: this.settings.channels, message: error.message, problem });
+      return false;
+    }
+    if (this.refused !== null) this.node.log(`the default directory ${dir} is usable now`);
+    this.refused = null;
+    return true;
+  }
+
+  private async waitForDirectory(dir: string): Promise<void> {
+    while (!this.closed()) {
+      await pause(DIRECTORY_RETRY_MS, this.closing.signal);
+      if (this.closed()) return;
+      if (this.directoryReady(dir)) {
+        this.startDaemon();
+        return;
+      }
     }
   }
 
@@ -64,6 +125,10 @@ export class ConfigDaemon implements DaemonConnection {
 
   get health(): DaemonHealth {
     return this.current;
+  }
+
+  get refusal(): FileDaemonError | null {
+    return this.refused;
   }
 
   daemonWaitSeconds(): number {
@@ -88,6 +153,8 @@ export class ConfigDaemon implements DaemonConnection {
    */
   async close(removed: boolean): Promise<void> {
     this.listeners.clear();
+    this.closing.abort();
+    await this.waiting;
     if (this.watcher !== null) return this.watcher.stop();
     if (this.supervisor === null) return;
     // One time limit for every step of the stop (a daemon being replaced, then ours), well

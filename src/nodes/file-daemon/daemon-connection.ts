@@ -63,6 +63,11 @@ export interface DaemonConnection {
   readonly health: DaemonHealth;
   /** Commands the exec nodes may send; null allows every command. */
   readonly allowlist: Allowlist | null;
+  /**
+   * Set while the files must not be touched at all (the default directory could not be made,
+   * or is not ours alone): every message fails with it, and nothing is written.
+   */
+  readonly refusal: FileDaemonError | null;
   /** Seconds a submission may wait for the daemon to (re)appear before it fails. */
   daemonWaitSeconds(): number;
   /** Calls `listener` on every health change; returns the unsubscribe function. */

@@ -3,7 +3,8 @@ import { ALLOWLIST_VERSION, migrateAllowlist } from "./allowlist";
 import { ConfigDaemon } from "./config-daemon";
 import type { FileDaemonConfigNode } from "./daemon-connection";
 import { parseDaemonSettings, type FileDaemonDef } from "./daemon-settings";
-import { DEFAULT_DIRECTORY_SETTING } from "../file-daemon-exec/exec-policy";
+import { DEFAULT_DIRECTORY_SETTING, RESOLVED_DIRECTORY_SETTING } from "../file-daemon-exec/exec-policy";
+import { resolveDefaultDirectory } from "../../shared/default-directory";
 import type { Node, NodeAPI } from "../node-red-types";
 
 /** Registers the `file-daemon` config node: files, sleep time, channels, managed or external. */
@@ -12,14 +13,32 @@ function registerFileDaemon(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     startConfigNode(RED, this, def);
   }
-  // The editor pre-fills new config nodes' files in this directory (settings.js sets it).
-  RED.nodes.registerType("file-daemon", FileDaemonNode, { settings: { [DEFAULT_DIRECTORY_SETTING]: { value: "", exportable: true } } });
+  // The editor pre-fills new config nodes' files in the admin's directory (settings.js sets it),
+  // and shows where a node with empty paths keeps them ("" when the admin's setting is invalid:
+  // the config node says why when it starts).
+  let resolved = "";
+  try {
+    resolved = defaultDirectory(RED);
+  } catch {
+    // Reported by each config node that needs it.
+  }
+  RED.nodes.registerType("file-daemon", FileDaemonNode, {
+    settings: {
+      [DEFAULT_DIRECTORY_SETTING]: { value: "", exportable: true },
+      [RESOLVED_DIRECTORY_SETTING]: { value: resolved, exportable: true },
+    },
+  });
+}
+
+/** Where a config node with empty paths keeps its files (resolved anew each time: nothing is made here). */
+function defaultDirectory(RED: NodeAPI): string {
+  return resolveDefaultDirectory({ configured: RED.settings[DEFAULT_DIRECTORY_SETTING] });
 }
 
 function startConfigNode(RED: NodeAPI, node: FileDaemonConfigNode, def: FileDaemonDef): void {
   let daemon: ConfigDaemon;
   try {
-    daemon = new ConfigDaemon(RED, node, parseDaemonSettings(migrate(node, def)));
+    daemon = new ConfigDaemon(RED, node, parseDaemonSettings(migrate(node, def), () => defaultDirectory(RED)));
   } catch (err) {
     // Exec nodes then find no connection and report "no daemon".
     node.error(`this file-daemon config node cannot be used: ${err instanceof Error ? err.message : String(err)}`);
