@@ -13,8 +13,8 @@
  *
  * Processes: this driver; the daemons (`node bin/file-daemon.js ...`, separate processes as in
  * real use); a Node-RED process (nodered-worker.js) whose event loop, CPU and forks are
- * measured; for each memory row, a fresh Node-RED process that holds that much extra memory,
- * of one kind (Buffers or JS objects); a second Node-RED with only the core exec node (the
+ * measured; for +0 and each memory row, a fresh Node-RED process that holds that much extra
+ * memory, of one kind (Buffers or JS objects), or none; a second Node-RED with only the core exec node (the
  * idle baseline); a bare idle `node` (the memory baseline).
  */
 import { existsSync } from "node:fs";
@@ -67,6 +67,17 @@ function sizeText(size: number): string {
 }
 
 const SLEEP_TIME = 0.5;
+
+/** Issue #12's thresholds (the targets block at the end names them T1-T5). */
+const T1_DISK = 1.0;
+const T1_TMPFS = 0.6;
+const T2_BURST = 1.0;
+const T4_P99 = 1;
+const T4_MAX = 3;
+
+function signedMs(value: number): string {
+  return `${value >= 0 ? "+" : ""}${fmt(value, 1)} ms`;
+}
 const BURST = 200;
 
 function log(line: string): void {
@@ -135,19 +146,32 @@ interface Compared {
   readonly ours: SeqStats;
   /** Our node with its files on tmpfs, when measured. */
   readonly tmpfs: SeqStats | null;
+  /** The same Node-RED's event loop with nothing to do, one window per round as long as that round of ours. */
+  readonly idle: EventLoopDelay[];
 }
 
-/** Exec node and our node (and our node on tmpfs), `rounds` rounds of `count` messages each, interleaved. */
+/**
+ * Exec node and our node (and our node on tmpfs), `rounds` rounds of `count` messages each,
+ * interleaved; after each round of ours, the event loop of the same process idle for as long.
+ */
 async function compare(worker: NodeRedWorker, [count, rounds]: readonly [number, number], withTmpfs: boolean): Promise<Compared> {
   const exec = emptySeq();
   const ours = emptySeq();
   const tmpfs = withTmpfs ? emptySeq() : null;
+  const idle: EventLoopDelay[] = [];
   for (let round = 0; round < rounds; round++) {
     addSeq(exec, await worker.request<SeqResult>({ op: "seq", node: "exec", count }));
-    addSeq(ours, await worker.request<SeqResult>({ op: "seq", node: "ours", count }));
+    const oursRound = await worker.request<SeqResult>({ op: "seq", node: "ours", count });
+    addSeq(ours, oursRound);
+    idle.push(await worker.request<EventLoopDelay>({ op: "quiet", ms: Math.max(100, Math.round(oursRound.elapsedMs)) }));
     if (tmpfs !== null) addSeq(tmpfs, await worker.request<SeqResult>({ op: "seq", node: "oursTmpfs", count }));
   }
-  return { exec, ours, tmpfs };
+  return { exec, ours, tmpfs, idle };
+}
+
+/** Event-loop delay over rounds: p99 the median of the rounds' p99, max the largest. */
+function eldOver(rounds: readonly EventLoopDelay[]): { p99: number; max: number } {
+  return { p99: median(rounds.map((e) => e.p99)), max: Math.max(...rounds.map((e) => e.max)) };
 }
 
 /** A private directory on tmpfs (/dev/shm) when the main one is not on tmpfs already, else null. */
@@ -258,33 +282,40 @@ async function main(): Promise<number> {
 }
 
 interface HeapRow {
+  /** null: +0, nothing held. */
   readonly kind: MemoryKind | null;
   readonly mib: number;
   readonly held: HoldResult;
   readonly exec: SeqStats;
   readonly ours: SeqStats;
+  readonly tmpfs: SeqStats | null;
+  readonly idle: EventLoopDelay[];
 }
 
+const arg = (d: DaemonChild): DaemonFilesArg => ({ commands: d.commands, results: d.results, channels: d.channels, sleepTime: d.sleepTime });
+
 /**
- * One memory row: a fresh Node-RED process (exec node and ours on d1), warmed up, then made to
- * hold `size` MiB of `kind`, then the sequential comparison; stopped afterwards, so at most one
- * such process holds memory at a time. Both kinds run with the same flags: --expose-gc (heapUsed
- * after a full GC) and an old space big enough for the JS objects.
+ * One memory row: a fresh Node-RED process (exec node and ours on d1, and on tmpfs when
+ * given), warmed up, then made to hold `size` MiB of `kind` (nothing for +0), then the
+ * sequential comparison; stopped afterwards, so at most one such process holds memory at a
+ * time. Every row, +0 included, runs with the same flags: --expose-gc (heapUsed after a full
+ * GC) and an old space big enough for the JS objects.
  */
-async function heapRow(kind: MemoryKind, size: number, d1: DaemonChild, plan: Plan): Promise<HeapRow> {
+async function heapRow(kind: MemoryKind | null, size: number, d1: DaemonChild, dTmpfs: DaemonChild | null, seq: readonly [number, number]): Promise<HeapRow> {
   const worker = new NodeRedWorker(["--expose-gc", `--max-old-space-size=${size + 1024}`]);
   try {
     await worker.ready;
     await worker.request<InitResult>({ op: "init" });
-    await worker.request({ op: "load", flow: "heap", d1: { commands: d1.commands, results: d1.results, channels: d1.channels, sleepTime: d1.sleepTime } });
+    await worker.request({ op: "load", flow: "heap", d1: arg(d1), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
     await worker.request({ op: "seq", node: "exec", count: 5 });
     await worker.request({ op: "seq", node: "ours", count: 5 });
-    const held = await worker.request<HoldResult>({ op: "hold", kind, mib: size });
-    log(`  +${sizeText(size)} of ${kind}: held in ${fmt(held.holdMs / 1000, 1)} s; VmRSS ${mib(held.rssBytes)}, heapUsed ${mib(held.heapUsedBytes)} (${held.heapGrowthBytes >= 0 ? "+" : ""}${mib(held.heapGrowthBytes)}), external ${mib(held.externalBytes)}`);
+    if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: 5 });
+    const held = await worker.request<HoldResult>({ op: "hold", kind: kind ?? "buffers", mib: size });
+    if (kind !== null) log(`  +${sizeText(size)} of ${kind}: held in ${fmt(held.holdMs / 1000, 1)} s; VmRSS ${mib(held.rssBytes)}, heapUsed ${mib(held.heapUsedBytes)} (${held.heapGrowthBytes >= 0 ? "+" : ""}${mib(held.heapGrowthBytes)}), external ${mib(held.externalBytes)}`);
     // V8 may still sweep concurrently after the allocation's GCs.
     await pause(500);
-    const result = await compare(worker, plan.heapSeq, false);
-    return { kind, mib: size, held, exec: result.exec, ours: result.ours };
+    const result = await compare(worker, seq, dTmpfs !== null);
+    return { kind, mib: size, held, ...result };
   } finally {
     await worker.stop();
   }
@@ -319,7 +350,6 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   await Promise.all([worker.ready, baseline.ready]);
   const nodeRed = await worker.request<InitResult>({ op: "init" });
   await baseline.request<InitResult>({ op: "init" });
-  const arg = (d: DaemonChild): DaemonFilesArg => ({ commands: d.commands, results: d.results, channels: d.channels, sleepTime: d.sleepTime });
   await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
   await baseline.request({ op: "load", flow: "base" });
 
@@ -347,9 +377,6 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   await pause(plan.settleMs);
   const idle = await measureIdle();
 
-  // The event loop of the Node-RED process with nothing to do: the noise floor of "event loop max".
-  const quiet = await worker.request<EventLoopDelay>({ op: "quiet", ms: plan.quick ? 500 : 3000 });
-
   // --- floor ---------------------------------------------------------------------------------
   log("floor: spawn sh -c true");
   const floor: number[] = [];
@@ -366,18 +393,18 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   let forksOurs: ForkCount | null = null;
   let forksExec: ForkCount | null = null;
 
-  // +0 first (it is also the plain sequential comparison), in the worker that does the rest.
-  log("sequential, exec node vs ours, Node-RED holding +0 MiB");
-  const heldZero = await worker.request<HoldResult>({ op: "hold", kind: "buffers", mib: 0 });
-  const atZero: Compared = await compare(worker, plan.seq, dTmpfs !== null);
-  const heap: HeapRow[] = [{ kind: null, mib: 0, held: heldZero, exec: atZero.exec, ours: atZero.ours }];
-  // The engine and the rest run while Node-RED is still small.
+  // +0 first (it is also the plain sequential comparison, with tmpfs beside it), in a fresh
+  // Node-RED process started with the same flags as each memory row's.
+  log("sequential, exec node vs ours (files on ext4 and tmpfs), a fresh Node-RED holding +0 MiB");
+  const atZero = await heapRow(null, 0, d1, dTmpfs, plan.seq);
+  const heap: HeapRow[] = [atZero];
+  // The engine and the rest run in the long-lived worker, while it is still small.
   await engineAndChannels();
   // Then each size of each kind of memory in a fresh Node-RED process.
   for (const size of plan.heapMiB) {
     for (const kind of KINDS) {
       log(`sequential, exec node vs ours, a fresh Node-RED holding +${sizeText(size)} of ${KIND_LABEL[kind]}`);
-      heap.push(await heapRow(kind, size, d1, plan));
+      heap.push(await heapRow(kind, size, d1, null, plan.heapSeq));
     }
   }
 
@@ -438,16 +465,22 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   rows.push({ what: LABELS.floor, figure: `${ms(floorMs)} per call (n=${floor.length})` });
   rows.push({ what: `${LABELS.execSeq} (\`exec\` mode: /bin/bash -c)`, figure: `${ms(execMs)}/msg (n=${atZero.exec.messages}); ${eldText(atZero.exec)}` });
   const seqRatio = ratio(oursMs, execMs);
+  // T1: ≤ 1.0× the exec node with the files on ext4 (the default --dir), ≤ 0.6× on tmpfs. A --dir on tmpfs is judged by the tmpfs threshold.
+  const mainFs = fileSystemOf(dir);
+  const mainLimit = mainFs === "tmpfs" ? T1_TMPFS : T1_DISK;
   rows.push({
-    what: `${LABELS.oursSeq} (sleep ${SLEEP_TIME} s, 1 channel)`,
+    what: `${LABELS.oursSeq} (sleep ${SLEEP_TIME} s, 1 channel, files on ${mainFs})`,
     figure: `${ms(oursMs)}/msg (n=${atZero.ours.messages}) = ${times(seqRatio)} exec node, ${times(ratio(oursMs, floorMs))} floor; ${eldText(atZero.ours)}`,
-    target: "≤ 1.0× exec node",
-    verdict: verdict(seqRatio <= 1),
+    target: `T1: ≤ ${fmt(mainLimit, 1)}× exec node${mainFs === "tmpfs" ? " (tmpfs)" : mainFs === "ext4" ? "" : ` (stated for ext4; here ${mainFs})`}`,
+    verdict: verdict(seqRatio <= mainLimit),
   });
   const tmpfs = atZero.tmpfs;
+  const tmpfsRatio = tmpfs === null ? Number.NaN : ratio(median(tmpfs.latencies), execMs);
   rows.push({
     what: LABELS.oursTmpfs,
-    figure: tmpfs === null ? "n/a (no /dev/shm, or the files are on tmpfs already)" : `${ms(median(tmpfs.latencies))}/msg (n=${tmpfs.messages}) = ${times(ratio(median(tmpfs.latencies), execMs))} exec node; ${eldText(tmpfs)}`,
+    figure: tmpfs === null ? "n/a (no /dev/shm, or the files are on tmpfs already)" : `${ms(median(tmpfs.latencies))}/msg (n=${tmpfs.messages}) = ${times(tmpfsRatio)} exec node; ${eldText(tmpfs)}`,
+    target: `T1: ≤ ${fmt(T1_TMPFS, 1)}× exec node`,
+    verdict: tmpfs === null ? "n/a" : verdict(tmpfsRatio <= T1_TMPFS),
   });
   const engineMs = median(engine);
   const pollMs = median(poll);
@@ -462,8 +495,8 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   rows.push({
     what: `${LABELS.burstOurs}, ${channels} channels (cores × 2), 2 nodes × 100`,
     figure: `${fmt(tOurs, 0)} msgs/s = ${times(ratio(tOurs, tExec))} exec node${burstNote(burstOurs)}; event loop max ${fmt(Math.max(...burstOurs.map((b) => b.eld.max)), 0)} ms`,
-    target: "≥ 1.0× exec node",
-    verdict: verdict(failedOf(burstOurs) === 0 && tOurs >= tExec),
+    target: `T2: ≥ ${fmt(T2_BURST, 1)}× exec node`,
+    verdict: verdict(failedOf(burstOurs) === 0 && tOurs >= T2_BURST * tExec),
   });
   const freeMs = median(free);
   const busyMs = median(busy);
@@ -503,7 +536,7 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   rows.push({
     what: LABELS.forksApi,
     figure: `ours ${fmt(all.ours / all.oursN, 2)} (${all.ours} in ${all.oursN} msgs); exec node ${fmt(all.exec / all.execN, 2)} (${all.exec} in ${all.execN})`,
-    target: "0 (ours)",
+    target: "T5: 0 (ours)",
     verdict: verdict(all.ours === 0),
   });
   const oursForks = forksOurs as ForkCount | null;
@@ -514,16 +547,17 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
       oursForks === null || execForks === null
         ? "n/a (strace not installed)"
         : `ours ${fmt(oursForks.processes / plan.straceMessages, 2)} (${oursForks.processes} in ${plan.straceMessages} msgs); exec node ${fmt(execForks.processes / plan.straceMessages, 2)} (${execForks.processes} in ${plan.straceMessages})`,
-    target: "0 (ours)",
+    target: "T5: 0 (ours)",
     verdict: oursForks === null ? "n/a" : verdict(oursForks.processes === 0),
   });
-  const heapWhat = (h: HeapRow) => (h.kind === null ? `${LABELS.heap}0 MiB` : `${LABELS.heap}${sizeText(h.mib)} of ${KIND_LABEL[h.kind]}, fresh process`);
+  const heapWhat = (h: HeapRow) => `${LABELS.heap}${h.kind === null ? "0 MiB" : `${sizeText(h.mib)} of ${KIND_LABEL[h.kind]}`}, fresh process`;
   for (const h of heap) {
     const e = median(h.exec.latencies);
     const o = median(h.ours.latencies);
+    const quiet = eldOver(h.idle);
     rows.push({
       what: `${heapWhat(h)} (${heldText(h.held)})`,
-      figure: `exec node ${ms(e)}/msg, ${eldText(h.exec)}; ours ${ms(o)}/msg = ${times(ratio(o, e))} exec, ${eldText(h.ours)}`,
+      figure: `exec node ${ms(e)}/msg, ${eldText(h.exec)}; ours ${ms(o)}/msg = ${times(ratio(o, e))} exec, ${eldText(h.ours)}; idle event loop p99 ${fmt(quiet.p99, 1)} / max ${fmt(quiet.max, 1)} ms`,
     });
   }
   const o0 = median(atZero.ours.latencies);
@@ -551,12 +585,22 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
       target: "not judged",
     });
   }
-  const eldMax = Math.max(...heap.map((h) => maxEld(h.ours)));
+  // T4: in each fresh Node-RED (every heap size), ours' p99 and max against the same process idle, in windows between ours' rounds.
+  const loops = heap.map((h) => {
+    const running = eldOver(h.ours.eld);
+    const quiet = eldOver(h.idle);
+    return { h, running, quiet, p99Over: running.p99 - quiet.p99, maxOver: running.max - quiet.max };
+  });
+  const worst = (key: "p99Over" | "maxOver") => loops.reduce((a, b) => (b[key] > a[key] ? b : a));
+  const p99Worst = worst("p99Over");
+  const maxWorst = worst("maxOver");
+  const rowName = (h: HeapRow) => (h.kind === null ? "+0" : `+${sizeText(h.mib)} of ${h.kind}`);
+  const eldOk = loops.every((l) => l.p99Over <= T4_P99 && l.maxOver <= T4_MAX);
   rows.push({
     what: LABELS.eldOurs,
-    figure: `${fmt(eldMax, 1)} ms (exec node: ${fmt(Math.max(...heap.map((h) => maxEld(h.exec))), 1)} ms; the same Node-RED with nothing to do, ${fmt(quiet.max, 1)} ms over ${plan.quick ? 0.5 : 3} s)`,
-    target: "≤ 5 ms",
-    verdict: verdict(eldMax <= 5),
+    figure: `worst p99: ${fmt(p99Worst.running.p99, 1)} vs idle ${fmt(p99Worst.quiet.p99, 1)} ms (${signedMs(p99Worst.p99Over)}, ${rowName(p99Worst.h)}); worst max: ${fmt(maxWorst.running.max, 1)} vs idle ${fmt(maxWorst.quiet.max, 1)} ms (${signedMs(maxWorst.maxOver)}, ${rowName(maxWorst.h)}); exec node's max ${fmt(Math.max(...heap.map((h) => maxEld(h.exec))), 1)} ms`,
+    target: `T4: p99 ≤ idle + ${T4_P99} ms, max ≤ idle + ${T4_MAX} ms, in every row`,
+    verdict: verdict(eldOk),
   });
 
   const seconds = (performance.now() - started) / 1000;
@@ -587,6 +631,8 @@ function writeFooter(plan: Plan): void {
       "",
       "Medians over all messages of all rounds; ratios are of medians from this run. \"Event loop\": monitorEventLoopDelay({resolution: 1})",
       "in the Node-RED process while the messages ran; it records the interval between 1 ms timer ticks, so 1.0 ms means no delay.",
+      "T4's idle: the same process with nothing to do, in a window as long as each round of ours, right after it; p99 is the",
+      "median of the rounds' p99, max the largest, alike for both. The +0 row (and T1) runs in a fresh Node-RED with the memory rows' flags.",
       `Idle CPU: /proc/PID/task/*/schedstat (ns), utime+stime ticks beside it; judged on a window that starts ${fmt((1000 + plan.idleMs + plan.settleMs) / 1000, 0)} s after the last`,
       "work (V8 is still collecting that work's garbage in the first window). Forks: child_process calls wrapped",
       "in the Node-RED process, and clone/fork syscalls of its threads under strace -f.",

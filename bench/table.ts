@@ -20,7 +20,7 @@ export const LABELS = {
   heap: "Node-RED holding +",
   heapTarget: "With the most Buffers: ours vs +0 and vs exec",
   heapTargetObjects: "With the most JS objects: ours vs +0 and vs exec",
-  eldOurs: "Event-loop delay max while ours runs (any heap size)",
+  eldOurs: "Node-RED's event loop while ours runs vs the same process idle (any heap size)",
 } as const;
 
 export type Verdict = "PASS" | "MISS" | "n/a" | "";

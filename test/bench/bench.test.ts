@@ -46,10 +46,10 @@ describe("npm run bench -- --quick", function () {
         `no row "${label}" in:\n${stdout}`,
       );
     }
-    // --quick: +0, then one small size of each kind of memory, each in a fresh Node-RED process.
+    // --quick: +0, then one small size of each kind of memory, each (+0 too) in a fresh Node-RED process.
     const heapRows = rows.filter((row) => row.startsWith(`| ${LABELS.heap}`));
     assert.deepEqual(
-      heapRows.map((row) => /^\| Node-RED holding (\+\S+ \S+)( of Buffers \(off-heap| of JS objects \(V8 heap)?/.exec(row)?.slice(1)),
+      heapRows.map((row) => /^\| Node-RED holding (\+\d+ [MG]iB)( of Buffers \(off-heap| of JS objects \(V8 heap)?[^|]*, fresh process \(/.exec(row)?.slice(1)),
       [
         ["+0 MiB", undefined],
         ["+256 MiB", " of Buffers (off-heap"],
