@@ -2,7 +2,10 @@
  * `npm run bench`: our round trip against Node-RED's core exec node and a raw spawn, on this
  * machine, every figure measured in this run. `--quick` is the short version CI runs.
  *
- *   node dist/bench/run.js [--quick] [--dir DIR] [--node PATH]... [--compare-node]
+ *   node dist/bench/run.js [--quick] [--dir DIR] [--node PATH]... [--compare-node] [--soak SECONDS]
+ *
+ * The table judges issue #12's targets (T1-T5, named in its Target column) and ends with a
+ * "targets:" block. `--soak SECONDS`: how long the soak runs (full run 180, --quick 10; 0 skips it).
  *
  * Which Node: the full run measures everything twice, on the repository's Node 22
  * (node_modules/node) and Node 24 (node_modules/node24), and prints a table for each and the
@@ -15,7 +18,8 @@
  * real use); a Node-RED process (nodered-worker.js) whose event loop, CPU and forks are
  * measured; for +0 and each memory row, a fresh Node-RED process that holds that much extra
  * memory, of one kind (Buffers or JS objects), or none; a second Node-RED with only the core exec node (the
- * idle baseline); a bare idle `node` (the memory baseline).
+ * idle baseline); a bare idle `node` (the memory baseline); for the soak, a daemon of its own
+ * fed by this driver through the client.
  */
 import { existsSync } from "node:fs";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -25,7 +29,7 @@ import { parseArgs } from "node:util";
 import { submitCommand } from "../src/client/submit";
 import { killAllChildren, NodeRedWorker, REPO, runDriver, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
 import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult } from "./ipc";
-import { cpuSample, cpuUse, statusBytes, type CpuUse } from "./proc";
+import { cpuSample, cpuUse, memoryOf, startSampling, type CpuUse, type Memory, type Sample } from "./proc";
 import { countForks, straceAvailable, type ForkCount } from "./strace";
 import { fmt, median, mib, ms, ratio, times } from "./stats";
 import { LABELS, renderTable, verdict, type Row } from "./table";
@@ -48,13 +52,15 @@ interface Plan {
   readonly straceMessages: number;
   /** Extra memory of the memory rows (each size of each kind in a fresh Node-RED process). */
   readonly heapMiB: readonly number[];
+  /** Seconds of the soak (--soak overrides; 0 skips it). */
+  readonly soakS: number;
 }
 
 const KINDS: readonly MemoryKind[] = ["buffers", "objects"];
 const KIND_LABEL: Record<MemoryKind, string> = { buffers: "Buffers (off-heap; what fork copies)", objects: "JS objects (V8 heap, MADV_DONTFORK)" };
 
-const FULL: Plan = { quick: false, seq: [50, 5], heapSeq: [40, 3], floor: [50, 5], engine: 100, poll: 10, burstRounds: 3, idleMs: 10_000, settleMs: 15_000, sleepS: 10, busyCount: 100, straceMessages: 20, heapMiB: [512, 1024] };
-const QUICK: Plan = { quick: true, seq: [15, 2], heapSeq: [10, 1], floor: [20, 2], engine: 20, poll: 3, burstRounds: 1, idleMs: 1000, settleMs: 0, sleepS: 1, busyCount: 10, straceMessages: 5, heapMiB: [256] };
+const FULL: Plan = { quick: false, seq: [50, 5], heapSeq: [40, 3], floor: [50, 5], engine: 100, poll: 10, burstRounds: 3, idleMs: 10_000, settleMs: 15_000, sleepS: 10, busyCount: 100, straceMessages: 20, heapMiB: [512, 1024], soakS: 180 };
+const QUICK: Plan = { quick: true, seq: [15, 2], heapSeq: [10, 1], floor: [20, 2], engine: 20, poll: 3, burstRounds: 1, idleMs: 1000, settleMs: 0, sleepS: 1, busyCount: 10, straceMessages: 5, heapMiB: [256], soakS: 10 };
 
 /** The repository's Nodes (devDependencies "node" and "node24"). */
 const REPO_NODES = [path.join(REPO, "node_modules", "node", "bin", "node"), path.join(REPO, "node_modules", "node24", "bin", "node")];
@@ -72,6 +78,9 @@ const SLEEP_TIME = 0.5;
 const T1_DISK = 1.0;
 const T1_TMPFS = 0.6;
 const T2_BURST = 1.0;
+const T3_IDLE = 1.1;
+const T3_BURST = 1.2;
+const T3_SOAK = 1.3;
 const T4_P99 = 1;
 const T4_MAX = 3;
 
@@ -236,17 +245,20 @@ async function main(): Promise<number> {
       dir: { type: "string" },
       node: { type: "string", multiple: true },
       "compare-node": { type: "boolean" },
+      soak: { type: "string" },
       // Internal: measure in this process, on this Node (what runPerNode starts).
       "this-node": { type: "boolean" },
       summary: { type: "boolean" },
     },
   });
   const plan = values.quick ? QUICK : FULL;
+  const soakSeconds = values.soak === undefined ? plan.soakS : Number(values.soak);
+  if (!Number.isFinite(soakSeconds) || soakSeconds < 0) throw new Error(`--soak takes a number of seconds (0: no soak), got ${values.soak}`);
   if (values["this-node"] !== true) {
     const nodes = nodesToRun(values.node, plan.quick, values["compare-node"] === true);
     const single = nodes.length === 1 && nodes[0] === process.execPath;
     if (!single) {
-      const passOn = [...(plan.quick ? ["--quick"] : []), ...(values.dir === undefined ? [] : ["--dir", values.dir])];
+      const passOn = [...(plan.quick ? ["--quick"] : []), ...(values.dir === undefined ? [] : ["--dir", values.dir]), ...(values.soak === undefined ? [] : ["--soak", values.soak])];
       const onSignal = () => {
         killAllChildren();
         process.exit(130);
@@ -273,7 +285,7 @@ async function main(): Promise<number> {
   try {
     const shm = tmpfsDir(dir);
     if (shm !== null) dirs.push(shm);
-    return await measure(plan, dir, shm, stops, values.summary === true);
+    return await measure(plan, soakSeconds, dir, shm, stops, values.summary === true);
   } finally {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`cleanup: ${String(err)}`));
     killAllChildren();
@@ -321,11 +333,79 @@ async function heapRow(kind: MemoryKind | null, size: number, d1: DaemonChild, d
   }
 }
 
+const SOAK_RATE = 5;
+const SOAK_CHANNELS = 2;
+
+interface SoakResult {
+  readonly seconds: number;
+  /** Once a second: the daemon's memory and open fds. */
+  readonly samples: readonly Sample[];
+  /** The daemon's memory at the end (VmHWM: its peak over its whole life). */
+  readonly end: Memory;
+  readonly ok: number;
+  readonly failed: number;
+  readonly firstError: string | null;
+  /** Commands per channel. */
+  readonly channels: readonly number[];
+  readonly maxInFlight: number;
+}
+
+/**
+ * A fresh daemon on SOAK_CHANNELS channels (started like the others, as in real use), fed
+ * `true` at SOAK_RATE commands a second through the client from this process for `seconds`;
+ * its memory and open fds sampled every second.
+ */
+async function soak(dir: string, seconds: number, stops: (() => Promise<void>)[]): Promise<SoakResult> {
+  log(`soak: ${seconds} s at ${SOAK_RATE} commands/s on a ${SOAK_CHANNELS}-channel daemon, through the client`);
+  const daemon = await startDaemon(dir, "soak", SLEEP_TIME, SOAK_CHANNELS);
+  stops.push(daemon.stop);
+  try {
+    const sampling = startSampling(daemon.pid, 1000);
+    const started = performance.now();
+    const channels = Array.from({ length: SOAK_CHANNELS }, () => 0);
+    let ok = 0;
+    let failed = 0;
+    let firstError: string | null = null;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const running: Promise<void>[] = [];
+    for (let k = 0; k < seconds * SOAK_RATE; k++) {
+      // On a fixed schedule, not after the previous command: a slow command does not lower the rate.
+      await pause(Math.max(0, started + (k * 1000) / SOAK_RATE - performance.now()));
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      running.push(
+        submitCommand("true", daemon.commands, daemon.results, SLEEP_TIME).then(
+          (result) => {
+            inFlight--;
+            if (result.code === 0) ok++;
+            else {
+              failed++;
+              firstError ??= `exit code ${result.code}`;
+            }
+            channels[result.channel] = (channels[result.channel] ?? 0) + 1;
+          },
+          (err: unknown) => {
+            inFlight--;
+            failed++;
+            firstError ??= err instanceof Error ? err.message : String(err);
+          },
+        ),
+      );
+    }
+    await Promise.all(running);
+    const samples = sampling.stop();
+    return { seconds: (performance.now() - started) / 1000, samples, end: memoryOf(daemon.pid), ok, failed, firstError, channels, maxInFlight };
+  } finally {
+    await daemon.stop();
+  }
+}
+
 function heldText(h: HoldResult): string {
   return `VmRSS ${mib(h.rssBytes)}, V8 heapUsed ${mib(h.heapUsedBytes)}, external ${mib(h.externalBytes)}`;
 }
 
-async function measure(plan: Plan, dir: string, shm: string | null, stops: (() => Promise<void>)[], summary: boolean): Promise<number> {
+async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string | null, stops: (() => Promise<void>)[], summary: boolean): Promise<number> {
   const cores = os.availableParallelism();
   const channels = cores * 2;
   const started = performance.now();
@@ -352,6 +432,9 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   await baseline.request<InitResult>({ op: "init" });
   await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
   await baseline.request({ op: "load", flow: "base" });
+
+  // The daemon's memory idle, before its first command (Node-RED has loaded the flows: the config nodes found it).
+  const idleMemory = { daemon: memoryOf(d1.pid), bare: memoryOf(bare.pid) };
 
   // Warm up every path once (module loading, JIT, first watcher) before anything is timed.
   await worker.request({ op: "seq", node: "exec", count: 5 });
@@ -387,6 +470,8 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
   let poll: number[] = [];
   let burstExec: BurstResult[] = [];
   let burstOurs: BurstResult[] = [];
+  /** dN's memory every 100 ms during our bursts: RssAnon has no high-water mark of its own. */
+  const burstSamples: Sample[] = [];
   let free: number[] = [];
   let busy: number[] = [];
   let sleepEnded = Number.NaN;
@@ -429,7 +514,9 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
     for (let round = 0; round < plan.burstRounds; round++) {
       burstExec.push(await worker.request<BurstResult>({ op: "burst", nodes: ["exec"], count: BURST }));
       // One node queues at most 100 messages (plus one per channel running): two nodes share the daemon.
+      const sampling = startSampling(dN.pid, 100);
       burstOurs.push(await worker.request<BurstResult>({ op: "burst", nodes: ["oursN", "oursN2"], count: BURST, payload: "true" }));
+      burstSamples.push(...sampling.stop());
     }
 
     log(`busy channel: sleep ${plan.sleepS} s on one of ${channels} channels`);
@@ -455,7 +542,11 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
     }
   }
 
-  const rss = { daemon: statusBytes(d1.pid, "VmHWM"), daemonN: statusBytes(dN.pid, "VmHWM"), bare: statusBytes(bare.pid, "VmHWM") };
+  const afterBurst = { daemon: memoryOf(d1.pid), daemonN: memoryOf(dN.pid), bare: memoryOf(bare.pid) };
+
+  // --- soak: a daemon of its own, the client (no Node-RED) at a steady rate ---------------------
+  const soaked = soakSeconds > 0 ? await soak(dir, soakSeconds, stops) : null;
+  const bareAtEnd = memoryOf(bare.pid);
 
   // --- the table ---------------------------------------------------------------------------------
   const floorMs = median(floor);
@@ -525,12 +616,54 @@ async function measure(plan: Plan, dir: string, shm: string | null, stops: (() =
     target: "no measurable cost (Δ ≤ 0.1 %)",
     verdict: verdict(idleCost <= 0.1),
   });
-  const rssRatio = ratio(rss.daemon, rss.bare);
+  // T3, all judged on VmHWM against the bare node's VmHWM; the RssAnon rows are information.
+  const bareHwm = afterBurst.bare.VmHWM;
+  const idleRatio = ratio(idleMemory.daemon.VmHWM, idleMemory.bare.VmHWM);
+  rows.push({
+    what: LABELS.daemonIdleRss,
+    figure: `VmHWM ${mib(idleMemory.daemon.VmHWM)} vs ${mib(idleMemory.bare.VmHWM)} = ${times(idleRatio)}; VmRSS ${mib(idleMemory.daemon.VmRSS)} vs ${mib(idleMemory.bare.VmRSS)}`,
+    target: `T3: ≤ ${fmt(T3_IDLE, 1)}× bare node (VmHWM)`,
+    verdict: verdict(idleRatio <= T3_IDLE),
+  });
+  rows.push({
+    what: LABELS.daemonIdlePrivate,
+    figure: `RssAnon ${mib(idleMemory.daemon.RssAnon)} vs ${mib(idleMemory.bare.RssAnon)} = ${times(ratio(idleMemory.daemon.RssAnon, idleMemory.bare.RssAnon))} (RssFile ${mib(idleMemory.daemon.RssFile)} vs ${mib(idleMemory.bare.RssFile)})`,
+    target: "information",
+  });
+  const burstRatio = ratio(afterBurst.daemonN.VmHWM, bareHwm);
+  const seqDaemonRatio = ratio(afterBurst.daemon.VmHWM, bareHwm);
+  const memText = (m: Memory) => `VmHWM ${mib(m.VmHWM)} = ${times(ratio(m.VmHWM, bareHwm))}, VmRSS now ${mib(m.VmRSS)}`;
   rows.push({
     what: LABELS.daemonRss,
-    figure: `VmHWM ${mib(rss.daemon)} vs ${mib(rss.bare)} = ${times(rssRatio)} (${channels}-channel daemon after the burst: VmHWM ${mib(rss.daemonN)})`,
-    target: "≤ 1.2× bare node",
-    verdict: verdict(rssRatio <= 1.2),
+    figure: `${channels}-channel daemon (ran the bursts): ${memText(afterBurst.daemonN)}; 1-channel daemon (the sequential rows): ${memText(afterBurst.daemon)}; bare node VmHWM ${mib(bareHwm)}, VmRSS ${mib(afterBurst.bare.VmRSS)}; judged: the larger`,
+    target: `T3: ≤ ${fmt(T3_BURST, 1)}× bare node (VmHWM)`,
+    verdict: verdict(Math.max(burstRatio, seqDaemonRatio) <= T3_BURST),
+  });
+  const anonPeak = (samples: readonly Sample[]) => Math.max(...samples.map((x) => x.memory.RssAnon));
+  const bareAnon = afterBurst.bare.RssAnon;
+  rows.push({
+    what: LABELS.daemonPrivate,
+    figure: `${channels}-channel daemon: peak ${mib(anonPeak(burstSamples))} = ${times(ratio(anonPeak(burstSamples), bareAnon))} bare node's, now ${mib(afterBurst.daemonN.RssAnon)}; 1-channel daemon now ${mib(afterBurst.daemon.RssAnon)}; bare node ${mib(bareAnon)} (RssFile: ${mib(afterBurst.daemonN.RssFile)} vs ${mib(afterBurst.bare.RssFile)})`,
+    target: "information",
+  });
+  const soakRatio = soaked === null ? Number.NaN : ratio(soaked.end.VmHWM, bareAtEnd.VmHWM);
+  const series = (samples: readonly Sample[], field: "VmRSS" | "RssAnon") => {
+    const values = samples.map((x) => x.memory[field]);
+    return `first ${mib(values[0] ?? Number.NaN)}, peak ${mib(Math.max(...values))}, last ${mib(values.at(-1) ?? Number.NaN)}`;
+  };
+  rows.push({
+    what: `${LABELS.soak} (${soaked === null ? "skipped" : `${fmt(soaked.seconds, 0)} s`}, ${SOAK_RATE} commands/s, ${SOAK_CHANNELS} channels, through the client)`,
+    figure:
+      soaked === null
+        ? "skipped (--soak 0)"
+        : `VmHWM ${mib(soaked.end.VmHWM)} = ${times(soakRatio)} bare node's ${mib(bareAtEnd.VmHWM)}; VmRSS ${series(soaked.samples, "VmRSS")}; open fds ${Math.min(...soaked.samples.map((x) => x.fds))}–${Math.max(...soaked.samples.map((x) => x.fds))}; ${soaked.ok} commands ok, ${soaked.failed} failed${soaked.firstError === null ? "" : ` (${soaked.firstError})`}, channels used ${soaked.channels.join("/")}, at most ${soaked.maxInFlight} in flight`,
+    target: `T3: ≤ ${fmt(T3_SOAK, 1)}× bare node (VmHWM)`,
+    verdict: soaked === null ? "n/a" : verdict(soaked.failed === 0 && soakRatio <= T3_SOAK),
+  });
+  rows.push({
+    what: LABELS.soakPrivate,
+    figure: soaked === null ? "skipped (--soak 0)" : `RssAnon ${series(soaked.samples, "RssAnon")}; bare node ${mib(bareAtEnd.RssAnon)}`,
+    target: "information",
   });
   const all = heap.reduce((acc, h) => ({ ours: acc.ours + h.ours.spawns, oursN: acc.oursN + h.ours.messages, exec: acc.exec + h.exec.spawns, execN: acc.execN + h.exec.messages }), { ours: 0, oursN: 0, exec: 0, execN: 0 });
   rows.push({
@@ -636,7 +769,9 @@ function writeFooter(plan: Plan): void {
       `Idle CPU: /proc/PID/task/*/schedstat (ns), utime+stime ticks beside it; judged on a window that starts ${fmt((1000 + plan.idleMs + plan.settleMs) / 1000, 0)} s after the last`,
       "work (V8 is still collecting that work's garbage in the first window). Forks: child_process calls wrapped",
       "in the Node-RED process, and clone/fork syscalls of its threads under strace -f.",
-      "Memory figures: the daemons' and the bare node's are VmHWM (peak resident set, /proc/PID/status); a Node-RED row's are",
+      "Memory figures: the daemons' and the bare node's from /proc/PID/status: VmHWM (peak resident set; what T3 judges), VmRSS",
+      "(resident now) and, as information, RssAnon (private: the process's own) beside RssFile (mapped files, chiefly the node",
+      "binary, whose pages every node on the machine shares, Node-RED's included); RssAnon has no peak, so it is sampled. A Node-RED row's are",
       "that process's right after it took its memory, from process.memoryUsage(): VmRSS (rss, resident now), V8 heapUsed (after a",
       "full GC) and external (off-heap memory V8 knows of, Buffers among it). RAM on the CPU line is os.totalmem() (MemTotal).",
       "Buffers are off the V8 heap: fork() copies their page tables. The V8 heap's pages are MADV_DONTFORK since Node 20.4",
