@@ -84,6 +84,24 @@ const T3_SOAK = 1.3;
 const T4_P99 = 1;
 const T4_MAX = 3;
 
+type Judged = boolean | null;
+
+function word(ok: Judged): string {
+  return ok === null ? "n/a" : ok ? "PASS" : "FAIL";
+}
+
+interface Target {
+  readonly id: string;
+  /** Every part that was measured passed; null: none was measured. */
+  readonly ok: Judged;
+  readonly text: string;
+}
+
+function target(id: string, what: string, parts: readonly { readonly ok: Judged; readonly text: string }[]): Target {
+  const measured = parts.filter((p) => p.ok !== null);
+  return { id, ok: measured.length === 0 ? null : measured.every((p) => p.ok === true), text: `${what}: ${parts.map((p) => p.text).join("; ")}` };
+}
+
 function signedMs(value: number): string {
   return `${value >= 0 ? "+" : ""}${fmt(value, 1)} ms`;
 }
@@ -198,6 +216,8 @@ interface NodeSummary {
   readonly uv: string;
   readonly execPath: string;
   readonly seconds: number;
+  /** Its "targets:" line. */
+  readonly targets: string;
   readonly rows: readonly { readonly what: string; readonly exec: string; readonly ours: string }[];
 }
 
@@ -234,6 +254,7 @@ async function runPerNode(nodes: readonly string[], passOn: readonly string[]): 
       lines.push(`| ${row.what} | ${summaries.map((s) => `${s.rows[i]?.exec ?? "n/a"} | ${s.rows[i]?.ours ?? "n/a"}`).join(" | ")} |`);
     }
     process.stdout.write(`${lines.join("\n")}\n\nEach cell: median ms/msg, event-loop delay max in that Node-RED process while the messages ran. Each table above says how it was measured.\n`);
+    process.stdout.write(`\n## Issue #12's targets per Node (each Node's table ends with the details)\n\n${summaries.map((s) => `Node v${s.node}: ${s.targets}`).join("\n")}\n`);
   }
   return failed === 0 ? 0 : 1;
 }
@@ -736,6 +757,31 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
     verdict: verdict(eldOk),
   });
 
+  // --- issue #12's targets, each from the rows above -------------------------------------------
+  const part = (ok: boolean | null, text: string) => ({ ok, text: `${text} ${word(ok)}` });
+  const oursBurstFailed = failedOf(burstOurs);
+  const targets: Target[] = [
+    target("T1", "sequential `true`, ours / exec node", [
+      part(seqRatio <= mainLimit, `files on ${mainFs} ${times(seqRatio)} (≤ ${fmt(mainLimit, 1)}×)`),
+      part(tmpfs === null ? null : tmpfsRatio <= T1_TMPFS, `tmpfs ${times(tmpfsRatio)} (≤ ${fmt(T1_TMPFS, 1)}×)`),
+    ]),
+    target("T2", `burst of ${BURST}, ours / exec node throughput`, [part(oursBurstFailed === 0 && tOurs >= T2_BURST * tExec, `${times(ratio(tOurs, tExec))} (≥ ${fmt(T2_BURST, 1)}×)${oursBurstFailed > 0 ? `, ${oursBurstFailed} failed` : ""}`)]),
+    target("T3", "daemon VmHWM / bare node's", [
+      part(idleRatio <= T3_IDLE, `idle ${times(idleRatio)} (≤ ${fmt(T3_IDLE, 1)}×)`),
+      part(Math.max(burstRatio, seqDaemonRatio) <= T3_BURST, `after the burst ${times(Math.max(burstRatio, seqDaemonRatio))} (≤ ${fmt(T3_BURST, 1)}×)`),
+      part(soaked === null ? null : soaked.failed === 0 && soakRatio <= T3_SOAK, `soak ${soaked === null ? "skipped" : times(soakRatio)} (≤ ${fmt(T3_SOAK, 1)}×)`),
+    ]),
+    target("T4", "Node-RED's event loop while ours runs, over the same process idle (worst row)", [
+      part(loops.every((l) => l.p99Over <= T4_P99), `p99 ${signedMs(p99Worst.p99Over)} (≤ +${T4_P99} ms)`),
+      part(loops.every((l) => l.maxOver <= T4_MAX), `max ${signedMs(maxWorst.maxOver)} (≤ +${T4_MAX} ms)`),
+    ]),
+    target("T5", "forks of Node-RED per message, ours", [
+      part(all.ours === 0, `${fmt(all.ours / all.oursN, 2)} counting child_process calls (= 0)`),
+      part(oursForks === null ? null : oursForks.processes === 0, `${oursForks === null ? "n/a (no strace)" : fmt(oursForks.processes / plan.straceMessages, 2)} counting clone/fork under strace (= 0)`),
+    ]),
+  ];
+  const targetsLine = `targets: ${targets.map((t) => `${t.id} ${word(t.ok)}`).join("  ")}`;
+
   const seconds = (performance.now() - started) / 1000;
   const heldInAll = plan.heapMiB.reduce((sum, size) => sum + size * KINDS.length, 0);
   const memoryRows = `Memory:   +${plan.heapMiB.map(sizeText).join(", +")} of each kind (${KINDS.map((k) => KIND_LABEL[k]).join("; ")}), each size and kind in a fresh Node-RED process (${sizeText(heldInAll)} held in all, one process at a time)`;
@@ -744,6 +790,7 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   );
   process.stdout.write(renderTable(rows));
   writeFooter(plan);
+  process.stdout.write(`${targetsLine}\n${targets.map((t) => `  ${t.id} ${word(t.ok)}  ${t.text}`).join("\n")}\n  (issue #12's targets, each measured in this run; a FAIL is a MISS in the table above)\n`);
   if (summary) {
     const cellOf = (stats: SeqStats) => `${ms(median(stats.latencies))}/msg, loop max ${fmt(maxEld(stats), 1)} ms`;
     const result: NodeSummary = {
@@ -751,6 +798,7 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
       uv: nodeRed.uv,
       execPath: nodeRed.execPath,
       seconds,
+      targets: targetsLine,
       rows: heap.map((h) => ({ what: h.kind === null ? "+0 MiB" : `+${sizeText(h.mib)} of ${KIND_LABEL[h.kind]}`, exec: cellOf(h.exec), ours: cellOf(h.ours) })),
     };
     process.stdout.write(`${SUMMARY_MARK}${JSON.stringify(result)}\n`);
