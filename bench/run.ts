@@ -17,9 +17,9 @@
  * Processes: this driver; the daemons (`node bin/file-daemon.js ...`, separate processes as in
  * real use); a Node-RED process (nodered-worker.js) whose event loop, CPU and forks are
  * measured; for +0 and each memory row, a fresh Node-RED process that holds that much extra
- * memory, of one kind (Buffers or JS objects), or none; a second Node-RED with only the core exec node (the
- * idle baseline); a bare idle `node` (the memory baseline); for the soak, a daemon of its own
- * fed by this driver through the client.
+ * memory, of one kind (Buffers or JS objects), or none; a second Node-RED with only the core
+ * exec node (the idle baseline); a bare idle `node` (the memory baseline); for the soak, a
+ * daemon of its own fed by this driver through the client.
  */
 import { existsSync } from "node:fs";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -105,6 +105,7 @@ function target(id: string, what: string, parts: readonly { readonly ok: Judged;
 function signedMs(value: number): string {
   return `${value >= 0 ? "+" : ""}${fmt(value, 1)} ms`;
 }
+
 const BURST = 200;
 
 function log(line: string): void {
@@ -501,7 +502,7 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
 
   // +0 first (it is also the plain sequential comparison, with tmpfs beside it), in a fresh
   // Node-RED process started with the same flags as each memory row's.
-  log("sequential, exec node vs ours (files on ext4 and tmpfs), a fresh Node-RED holding +0 MiB");
+  log(`sequential, exec node vs ours (files on ${fileSystemOf(dir)}${dTmpfs === null ? "" : " and tmpfs"}), a fresh Node-RED holding +0 MiB`);
   const atZero = await heapRow(null, 0, d1, dTmpfs, plan.seq);
   const heap: HeapRow[] = [atZero];
   // The engine and the rest run in the long-lived worker, while it is still small.
