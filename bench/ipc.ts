@@ -7,7 +7,7 @@ export interface DaemonFilesArg {
   readonly sleepTime: number;
 }
 
-/** "full": every node; "base": the core exec node only; "heap": the exec node and ours on d1 (a memory row's fresh worker). */
+/** "full": every node; "base": the core exec node only; "heap": the exec node and ours on d1, and on dTmpfs when given (a memory row's fresh worker). */
 export type FlowKind = "full" | "base" | "heap";
 
 export type Request =
@@ -31,6 +31,8 @@ export interface EventLoopDelay {
 export interface SeqResult {
   /** Milliseconds from node.receive() to the node's output, one per message. */
   readonly latencies: number[];
+  /** Wall time of the whole run (the event-loop delay's window). */
+  readonly elapsedMs: number;
   readonly eld: EventLoopDelay;
   /** Processes the Node-RED process started during the run (child_process APIs). */
   readonly spawns: number;

@@ -75,6 +75,7 @@ function flowFor(kind: FlowKind, d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpf
   if (kind === "heap") {
     if (d1 === undefined) throw new Error("load heap: d1 is required");
     flow.push(config("d1", d1), ours("ours", "d1", "true", 200));
+    if (dTmpfs !== undefined) flow.push(config("dT", dTmpfs), ours("oursTmpfs", "dT", "true", 350));
   }
   return flow;
 }
@@ -190,16 +191,21 @@ async function handle(request: Request): Promise<unknown> {
         await waitForDaemon("dN", request.dN.channels);
         if (request.dTmpfs !== undefined) await waitForDaemon("dT", request.dTmpfs.channels);
       }
-      if (request.flow === "heap" && request.d1 !== undefined) await waitForDaemon("d1", request.d1.channels);
+      if (request.flow === "heap" && request.d1 !== undefined) {
+        await waitForDaemon("d1", request.d1.channels);
+        if (request.dTmpfs !== undefined) await waitForDaemon("dT", request.dTmpfs.channels);
+      }
       return null;
     }
     case "seq": {
       counter.reset();
       const latencies: number[] = [];
       const stop = monitor();
+      const started = performance.now();
       for (let i = 0; i < request.count; i++) latencies.push(await send(request.node, request.payload ?? ""));
+      const elapsedMs = performance.now() - started;
       const eld = stop();
-      const result: SeqResult = { latencies, eld, spawns: counter.count, spawnExamples: counter.calls.slice(0, 2) };
+      const result: SeqResult = { latencies, elapsedMs, eld, spawns: counter.count, spawnExamples: counter.calls.slice(0, 2) };
       return result;
     }
     case "burst": {

@@ -54,14 +54,66 @@ export function cpuUse(before: CpuSample, after: CpuSample): CpuUse {
   return { percent, percentTicks, ticks, seconds };
 }
 
-/** A field of /proc/PID/status in bytes (VmHWM, VmRSS), or NaN. */
-export function statusBytes(pid: number, field: "VmHWM" | "VmRSS"): number {
+/** The memory fields of /proc/PID/status the benchmark reads. */
+export type StatusField = "VmHWM" | "VmRSS" | "RssAnon" | "RssFile";
+
+/** A field of /proc/PID/status in bytes, or NaN. */
+export function statusBytes(pid: number, field: StatusField): number {
+  return memoryOf(pid)[field];
+}
+
+/**
+ * A process's memory now, from /proc/PID/status (bytes; NaN when unreadable). VmHWM: peak
+ * resident set; VmRSS: resident now, = RssAnon + RssFile + RssShmem. RssAnon is the process's
+ * own (private) memory; RssFile is mapped files, the node binary's pages among them, which every
+ * node process on the machine shares (Node-RED's own node included).
+ */
+export type Memory = Readonly<Record<StatusField, number>>;
+
+export function memoryOf(pid: number): Memory {
+  let text = "";
   try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "latin1"));
+    text = readFileSync(`/proc/${pid}/status`, "latin1");
+  } catch {
+    // Gone: every field NaN.
+  }
+  const field = (name: StatusField) => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text);
     return match ? Number(match[1]) * 1024 : Number.NaN;
+  };
+  return { VmHWM: field("VmHWM"), VmRSS: field("VmRSS"), RssAnon: field("RssAnon"), RssFile: field("RssFile") };
+}
+
+/** How many file descriptors a process has open now (/proc/PID/fd), or NaN. */
+export function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return Number.NaN;
   }
+}
+
+export interface Sample {
+  /** ms since the sampling started. */
+  readonly at: number;
+  readonly memory: Memory;
+  readonly fds: number;
+}
+
+/** Samples a process's memory and open fds every `everyMs` until stopped (once at the start and once at the stop too). */
+export function startSampling(pid: number, everyMs: number): { stop(): Sample[] } {
+  const samples: Sample[] = [];
+  const started = performance.now();
+  const take = () => samples.push({ at: performance.now() - started, memory: memoryOf(pid), fds: fdCount(pid) });
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return samples;
+    },
+  };
 }
 
 /** Thread ids of a process right now. */

@@ -14,13 +14,18 @@ export const LABELS = {
   busyChannel: "`true` while `sleep` holds one channel",
   daemonIdle: "Daemon idle CPU",
   nodeRedIdle: "Node-RED idle CPU, with our nodes vs without",
-  daemonRss: "Daemon peak RSS vs a bare idle `node`",
+  daemonIdleRss: "Daemon memory idle, before its first command (VmHWM; VmRSS) vs a bare idle `node`",
+  daemonIdlePrivate: "Daemon private memory idle (RssAnon; RssFile, the node binary's pages among it, is shared with every node on the machine)",
+  daemonRss: "Daemon peak RSS after the burst (VmHWM; VmRSS now) vs a bare idle `node`",
+  daemonPrivate: "Daemon private memory after the burst (RssAnon: peak of samples every 100 ms during the bursts; now)",
+  soak: "Soak: daemon peak RSS (VmHWM; VmRSS sampled every 1 s) and open fds",
+  soakPrivate: "Soak: daemon private memory (RssAnon, sampled every 1 s)",
   forksApi: "Processes started by Node-RED per message (child_process calls)",
   forksStrace: "Forks of Node-RED per message (strace clone/fork)",
   heap: "Node-RED holding +",
   heapTarget: "With the most Buffers: ours vs +0 and vs exec",
   heapTargetObjects: "With the most JS objects: ours vs +0 and vs exec",
-  eldOurs: "Event-loop delay max while ours runs (any heap size)",
+  eldOurs: "Node-RED's event loop while ours runs vs the same process idle (any heap size)",
 } as const;
 
 export type Verdict = "PASS" | "MISS" | "n/a" | "";

@@ -46,10 +46,10 @@ describe("npm run bench -- --quick", function () {
         `no row "${label}" in:\n${stdout}`,
       );
     }
-    // --quick: +0, then one small size of each kind of memory, each in a fresh Node-RED process.
+    // --quick: +0, then one small size of each kind of memory, each (+0 too) in a fresh Node-RED process.
     const heapRows = rows.filter((row) => row.startsWith(`| ${LABELS.heap}`));
     assert.deepEqual(
-      heapRows.map((row) => /^\| Node-RED holding (\+\S+ \S+)( of Buffers \(off-heap| of JS objects \(V8 heap)?/.exec(row)?.slice(1)),
+      heapRows.map((row) => /^\| Node-RED holding (\+\d+ [MG]iB)( of Buffers \(off-heap| of JS objects \(V8 heap)?[^|]*, fresh process \(/.exec(row)?.slice(1)),
       [
         ["+0 MiB", undefined],
         ["+256 MiB", " of Buffers (off-heap"],
@@ -58,6 +58,27 @@ describe("npm run bench -- --quick", function () {
       heapRows.join("\n"),
     );
     for (const row of rows.slice(1)) assert.doesNotMatch(row, /NaN|undefined/, row);
+    // Last, issue #12's targets: one line with a verdict for each, then one line each with its figures and thresholds.
+    const lines = stdout.trimEnd().split("\n");
+    const at = lines.findIndex((line) => line.startsWith("targets: "));
+    assert.ok(at >= 0, `no "targets:" line in:\n${stdout}`);
+    assert.match(lines[at] ?? "", /^targets: T1 (PASS|FAIL|n\/a) {2}T2 (PASS|FAIL|n\/a) {2}T3 (PASS|FAIL|n\/a) {2}T4 (PASS|FAIL|n\/a) {2}T5 (PASS|FAIL|n\/a)$/);
+    const details = lines.slice(at + 1, at + 6);
+    assert.deepEqual(
+      details.map((line) => /^ {2}(T\d) (PASS|FAIL|n\/a) {2}\S/.exec(line)?.[1]),
+      ["T1", "T2", "T3", "T4", "T5"],
+      details.join("\n"),
+    );
+    for (const line of details) {
+      assert.match(line, /[≤≥=] ?\+?[\d.]/, `no threshold in: ${line}`);
+      assert.doesNotMatch(line, /NaN|undefined/, line);
+    }
+    // The soak ran (--quick does a short one) and T3 names it.
+    assert.match(details[2] ?? "", /soak \d/, details[2]);
+    assert.ok(
+      lines.slice(at).every((line) => !line.startsWith("| ")),
+      "the targets block comes after the table",
+    );
     assert.deepEqual(
       leftovers().filter((name) => !before.has(name)),
       [],
