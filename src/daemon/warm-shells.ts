@@ -97,8 +97,10 @@ export class WarmShells {
       this.idleDeaths.set(key, MAX_IDLE_DEATHS);
       return;
     }
-    // A write to a shell that died, or a failed spawn: the command's outcome says what happened.
+    // A write to a shell that died, or a failed spawn: the command's outcome says what happened
+    // (a spare skipped by take() before its spawn error arrived must not crash the daemon either).
     child.stdin?.on("error", () => undefined);
+    child.on("error", () => undefined);
     const ready = this.spares.get(key) ?? [];
     this.spares.set(key, ready);
     const onIdleExit = () => {
