@@ -4,7 +4,7 @@ import path from "node:path";
 import { applyWrites, peekSync, withChannelLocked, type LockAttempt } from "../protocol/io/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
-import { type DaemonInfo } from "../protocol/daemon-info";
+import { type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
 import { readLiveDaemon, checkServes } from "../protocol/io/live-daemon";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
 import { FAILURE_CODES } from "../protocol/outcome-codes";
@@ -67,8 +67,24 @@ function lockNames(channel: ChannelFiles): string[] {
   return [lockPath(channel.commands), lockPath(channel.results)].map((file) => path.basename(file));
 }
 
-/** How long a sighting of the live daemon is taken as still true (see daemonSeenAlive). */
+/** How long a sighting of the live daemon is taken as still true (PROTOCOL.md §3, "alive"). */
 const ALIVE_FOR_MS = 50;
+
+/**
+ * The last sighting of a live daemon, per info file, shared by every submission of this
+ * process: a command looks several times within milliseconds, and commands sent one after
+ * another would each read the info file, /proc and the lock again. "Gone" is never kept.
+ */
+const sightings = new Map<string, { readonly daemon: PublishedInfo; readonly at: number }>();
+
+function liveDaemon(files: DaemonFiles): PublishedInfo | null {
+  const seen = sightings.get(files.info);
+  if (seen !== undefined && performance.now() - seen.at < ALIVE_FOR_MS) return seen.daemon;
+  const daemon = readLiveDaemon(files);
+  if (daemon === null) sightings.delete(files.info);
+  else sightings.set(files.info, { daemon, at: performance.now() });
+  return daemon;
+}
 
 /** How many times a command that provably never started is placed again (PROTOCOL.md §5). */
 const MAX_REPLACEMENTS = 3;
@@ -99,6 +115,8 @@ export async function submitCommand(
 interface Placed {
   readonly channel: ChannelFiles;
   readonly anchor: TraceAnchor | null;
+  /** The change count read before the command was placed: waiting starts from it. */
+  readonly since: number;
 }
 
 class Submission {
@@ -111,8 +129,6 @@ class Submission {
   /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
   private readonly runningWaitMs: number;
   private deadSince: number | null = null;
-  /** When the daemon was last seen alive (see daemonSeenAlive). */
-  private aliveAt: number | null = null;
   private killRequested = false;
 
   constructor(
@@ -141,12 +157,12 @@ class Submission {
       capture: this.options.capture ?? false,
       legacy: false,
     };
-    for (let placed = 1; ; placed++) {
-      const { channel, anchor } = await this.place(record);
-      const outcome = await this.await(channel, record.id, anchor);
+    for (let times = 1; ; times++) {
+      const placed = await this.place(record);
+      const outcome = await this.await(placed, record.id);
       if (outcome !== "vanished") return outcome;
-      if (placed > MAX_REPLACEMENTS) {
-        throw new FileDaemonError("LOST", `the command was removed from ${channel.commands} ${placed} times before the daemon took it (another program is writing these files?); it did not run`);
+      if (times > MAX_REPLACEMENTS) {
+        throw new FileDaemonError("LOST", `the command was removed from ${placed.channel.commands} ${times} times before the daemon took it (another program is writing these files?); it did not run`);
       }
     }
   }
@@ -165,7 +181,7 @@ class Submission {
         const channel = channelFiles(this.files, (offset + i) % daemon.channels);
         const attempt = this.tryPlace(channel, record);
         if (!attempt.held) busy = true;
-        else if (attempt.value !== null) return { channel, anchor: attempt.value.anchor };
+        else if (attempt.value !== null) return { channel, anchor: attempt.value.anchor, since: generation };
         names.add(path.basename(channel.commands)).add(path.basename(channel.results));
         for (const name of lockNames(channel)) locks.add(name);
       }
@@ -191,10 +207,13 @@ class Submission {
   }
 
   /** Waits for the command's result on `channel`; "vanished" when it provably never started. */
-  private async await(channel: ChannelFiles, id: string, anchor: TraceAnchor | null): Promise<CommandResult | "vanished"> {
+  private async await({ channel, anchor, since }: Placed, id: string): Promise<CommandResult | "vanished"> {
     let seenRunning = false;
     const resultsOnly = new Set([path.basename(channel.results)]);
     const locks = new Set(lockNames(channel));
+    // Just placed, so pending: nothing to look at until the daemon writes the results file
+    // (a write since before the placing counts, so none is missed).
+    await this.watch.changes.wait(since, this.sleepMs, this.killRequested ? undefined : this.options.signal, resultsOnly);
     for (;;) {
       const generation = this.watch.changes.generation;
       const aborted = this.options.signal?.aborted ?? false;
@@ -263,23 +282,12 @@ class Submission {
 
   /** True while a daemon is alive, or has been gone for less than `waitMs` (it may be restarting). */
   private daemonAliveOrExcused(waitMs: number): boolean {
-    if (this.daemonSeenAlive()) return true;
+    if (liveDaemon(this.files) !== null) {
+      this.deadSince = null;
+      return true;
+    }
     this.deadSince ??= performance.now();
     return performance.now() - this.deadSince < waitMs;
-  }
-
-  /**
-   * Whether the daemon is alive (info file, its process, its lock: three reads), answered from
-   * a sighting younger than ALIVE_FOR_MS: a command looks several times within milliseconds,
-   * and a death noticed 50 ms later changes no decision (those wait seconds). "Gone" is never
-   * reused: it is looked at again every time.
-   */
-  private daemonSeenAlive(): boolean {
-    if (this.aliveAt !== null && performance.now() - this.aliveAt < ALIVE_FOR_MS) return true;
-    const alive = readLiveDaemon(this.files) !== null;
-    this.aliveAt = alive ? performance.now() : null;
-    if (alive) this.deadSince = null;
-    return alive;
   }
 
   /** Asks the daemon to kill the running command, with the signal named by the abort's reason (`controller.abort("SIGINT")`), else SIGTERM. */
@@ -315,12 +323,11 @@ class Submission {
 
   /** The live daemon serving our files, or null while one may still appear; throws when none will. */
   private requireDaemon(): DaemonInfo | null {
-    const daemon = readLiveDaemon(this.files);
+    const daemon = liveDaemon(this.files);
     if (daemon !== null) {
       const mismatch = checkServes(daemon, this.files);
       if (mismatch !== null) throw mismatch;
       this.deadSince = null;
-      this.aliveAt = performance.now();
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;
     }

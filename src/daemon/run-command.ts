@@ -89,11 +89,12 @@ function spawnCold(command: string, options: RunOptions): ChildProcess {
 /**
  * Starts `command` through the shell in a new session, so the shell leads its own process
  * group and a kill reaches every process it started (see PROTOCOL.md, "running"): in a warm
- * shell when one is ready (warm-shells.ts), else `SHELL -c COMMAND` through execa.
+ * shell (warm-shells.ts: one ready, else one started now), else (a command longer than a warm
+ * shell reads, or warming turned off) `SHELL -c COMMAND` through execa.
  */
 export async function runCommand(command: string, options: RunOptions, warmShells: WarmShells): Promise<RunningCommand> {
   const line = `${options.capture ? 1 : 0}${command}\n`;
-  const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? warmShells.take(options) : null;
+  const warm = Buffer.byteLength(line) <= WARM_LINE_MAX ? (warmShells.take(options) ?? warmShells.startNow(options)) : null;
   if (warm === null) await loadExeca();
   const started = performance.now();
   let subprocess: ChildProcess;

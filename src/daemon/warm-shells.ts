@@ -65,6 +65,22 @@ export class WarmShells {
     return null;
   }
 
+  /**
+   * A shell started now for a command that found none ready (the daemon was busy when it
+   * would have refilled): the same fork a refill costs, without execa's. Null when warming is
+   * off for `identity` (its shells kept dying) or the spawn threw.
+   */
+  startNow(identity: ShellIdentity): ChildProcess | null {
+    if ((this.idleDeaths.get(keyOf(identity)) ?? 0) >= MAX_IDLE_DEATHS) return null;
+    try {
+      const child = spawnWarmShell(identity);
+      child.stdin?.on("error", () => undefined);
+      return child;
+    } catch {
+      return null;
+    }
+  }
+
   /** Starts one more warm shell for `identity` when fewer than wanted are ready. */
   refill(identity: ShellIdentity): void {
     const key = keyOf(identity);
@@ -87,12 +103,7 @@ export class WarmShells {
   private start(key: string, identity: ShellIdentity): void {
     let child: ChildProcess;
     try {
-      child = spawn(identity.shell, ["-c", "--", WARM_SCRIPT], {
-        detached: true,
-        stdio: ["pipe", "pipe", "pipe"],
-        ...(identity.uid === undefined ? {} : { uid: identity.uid }),
-        ...(identity.gid === undefined ? {} : { gid: identity.gid }),
-      });
+      child = spawnWarmShell(identity);
     } catch {
       this.idleDeaths.set(key, MAX_IDLE_DEATHS);
       return;
@@ -115,6 +126,16 @@ export class WarmShells {
     setRef(child, false);
     ready.push({ child, onIdleExit });
   }
+}
+
+/** `SHELL -c -- WARM_SCRIPT` in a session of its own (it leads its process group). */
+function spawnWarmShell(identity: ShellIdentity): ChildProcess {
+  return spawn(identity.shell, ["-c", "--", WARM_SCRIPT], {
+    detached: true,
+    stdio: ["pipe", "pipe", "pipe"],
+    ...(identity.uid === undefined ? {} : { uid: identity.uid }),
+    ...(identity.gid === undefined ? {} : { gid: identity.gid }),
+  });
 }
 
 function keyOf(identity: ShellIdentity): string {

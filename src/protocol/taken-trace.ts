@@ -29,19 +29,29 @@ export interface TraceAnchor {
 export function decodeTrace(content: Buffer): TakenTrace | null {
   const lines = content.toString("utf8").split("\n");
   if (lines.at(-1) === "") lines.pop();
-  const epoch = /^trace ([0-9a-f]{16})$/.exec(lines[0] ?? "")?.[1];
+  const epoch = TRACE_HEADER.exec(lines[0] ?? "")?.[1];
   if (epoch === undefined) return null;
   const entries: { seq: number; id: string }[] = [];
-  for (const line of lines.slice(1)) {
-    const match = /^([1-9]\d{0,14}) (\S+)$/.exec(line);
-    const seq = Number(match?.[1]);
-    const id = match?.[2];
-    if (id === undefined || !isId(id)) return null;
+  for (let i = 1; i < lines.length; i++) {
+    const entry = decodeEntry(lines[i] ?? "");
+    if (entry === null) return null;
     const previous = entries.at(-1);
-    if (previous !== undefined && seq !== previous.seq + 1) return null;
-    entries.push({ seq, id });
+    if (previous !== undefined && entry.seq !== previous.seq + 1) return null;
+    entries.push(entry);
   }
   return { epoch, entries };
+}
+
+const TRACE_HEADER = /^trace ([0-9a-f]{16})$/;
+const SEQ = /^[1-9]\d{0,14}$/;
+
+/** `<seq> <id>`, or null. */
+function decodeEntry(line: string): { seq: number; id: string } | null {
+  const space = line.indexOf(" ");
+  if (space < 0) return null;
+  const seqText = line.slice(0, space);
+  const id = line.slice(space + 1);
+  return SEQ.test(seqText) && isId(id) ? { seq: Number(seqText), id } : null;
 }
 
 export function encodeTrace(trace: TakenTrace): string {

@@ -8,9 +8,17 @@ import { DEFAULT_FILE_MODE } from "../limits";
 // round trip several times slower (see the benchmark), and a hold under a lock must not yield
 // to timers (a lock refresh in the middle would look like a lost lock).
 
-/** The temporary name of an atomic write of `file` (PROTOCOL.md §1): `X.<pid>.<hex>.tmp`. */
+/** Where this process's temp-name counter starts: random, so a restarted pid does not meet its old names. */
+let tempCounter = randomBytes(4).readUInt32BE(0);
+
+/**
+ * The temporary name of an atomic write of `file` (PROTOCOL.md §1): `X.<pid>.<hex>.tmp`. A
+ * counter, not fresh random bytes per write (a getrandom call each): the name only has to
+ * differ from this process's other temp files, and `wx` refuses any that exists.
+ */
 export function tempNameFor(file: string): string {
-  return `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  tempCounter = (tempCounter + 1) >>> 0;
+  return `${file}.${process.pid}.${tempCounter.toString(16).padStart(8, "0")}.tmp`;
 }
 
 /**

@@ -73,10 +73,18 @@ export function withChannelLocked<T>(channel: ChannelFiles, lock: LockOptions, f
       confirmHeld();
       write(file, content, fileMode);
     };
+    const commands = decodeCommands(readSync(channel.commands));
+    const results = decodeResults(readSync(channel.results));
+    // Read when a transition first asks (still after the other two, under the same locks):
+    // collecting and publishing never do, and it is the longest of the three files.
+    let trace: TakenTrace | null | undefined;
     return fn({
-      commands: decodeCommands(readSync(channel.commands)),
-      results: decodeResults(readSync(channel.results)),
-      trace: decodeTrace(readSync(channel.taken)),
+      commands,
+      results,
+      get trace() {
+        trace ??= decodeTrace(readSync(channel.taken));
+        return trace;
+      },
       writeCommands: (content) => guardedWrite(channel.commands, content),
       writeResults: (content) => guardedWrite(channel.results, content),
       writeTrace: (trace) => guardedWrite(channel.taken, encodeTrace(trace)),
