@@ -276,7 +276,17 @@ export function formatRound(events: readonly Event[], start: number, end: number
   return events
     .filter((e) => e.t >= start && e.t <= end)
     .map((e) => {
-      const took = e.kind === "mkdir" || e.kind === "rmdir" || e.kind === "rename" || e.kind === "spawn" ? ` (${(e.dur * 1000).toFixed(0)} µs${e.extra !== "" && e.kind !== "spawn" ? ` ${e.extra}` : ""})` : e.kind === "watch" ? ` ${e.extra}` : e.kind === "exit" ? ` pid ${e.extra}` : "";
+      const µs = `${(e.dur * 1000).toFixed(0)} µs`;
+      const detail: Record<Kind, string> = {
+        mkdir: ` (${µs}${e.extra === "" ? "" : ` ${e.extra}`})`,
+        rmdir: ` (${µs}${e.extra === "" ? "" : ` ${e.extra}`})`,
+        rename: ` (${µs}${e.extra === "" ? "" : ` ${e.extra}`})`,
+        spawn: ` (${µs}, pid ${e.extra})`,
+        exit: ` pid ${e.extra}`,
+        watch: ` ${e.extra}`,
+        mark: "",
+      };
+      const took = detail[e.kind];
       return `${(e.t - start).toFixed(3).padStart(8)}  ${e.side.padEnd(9)}  ${e.kind} ${e.name}${took}`;
     })
     .join("\n");
