@@ -341,9 +341,9 @@ async function heapRow(kind: MemoryKind | null, size: number, d1: DaemonChild, d
     await worker.ready;
     await worker.request<InitResult>({ op: "init" });
     await worker.request({ op: "load", flow: "heap", d1: arg(d1), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
-    await worker.request({ op: "seq", node: "exec", count: 5 });
-    await worker.request({ op: "seq", node: "ours", count: 5 });
-    if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: 5 });
+    await worker.request({ op: "seq", node: "exec", count: WARM_UP });
+    await worker.request({ op: "seq", node: "ours", count: WARM_UP });
+    if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: WARM_UP });
     const held = await worker.request<HoldResult>({ op: "hold", kind: kind ?? "buffers", mib: size });
     if (kind !== null) log(`  +${sizeText(size)} of ${kind}: held in ${fmt(held.holdMs / 1000, 1)} s; VmRSS ${mib(held.rssBytes)}, heapUsed ${mib(held.heapUsedBytes)} (${held.heapGrowthBytes >= 0 ? "+" : ""}${mib(held.heapGrowthBytes)}), external ${mib(held.externalBytes)}`);
     // V8 may still sweep concurrently after the allocation's GCs.
@@ -354,6 +354,9 @@ async function heapRow(kind: MemoryKind | null, size: number, d1: DaemonChild, d
     await worker.stop();
   }
 }
+
+/** Messages each node runs before a row is measured: V8 has compiled the hot paths of both by then (ours is the longer one). */
+const WARM_UP = 30;
 
 const SOAK_RATE = 5;
 const SOAK_CHANNELS = 2;
@@ -459,10 +462,10 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   const idleMemory = { daemon: memoryOf(d1.pid), bare: memoryOf(bare.pid) };
 
   // Warm up every path once (module loading, JIT, first watcher) before anything is timed.
-  await worker.request({ op: "seq", node: "exec", count: 5 });
-  await worker.request({ op: "seq", node: "ours", count: 5 });
+  await worker.request({ op: "seq", node: "exec", count: WARM_UP });
+  await worker.request({ op: "seq", node: "ours", count: WARM_UP });
   await worker.request({ op: "seq", node: "oursN", count: 5, payload: "true" });
-  if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: 5 });
+  if (dTmpfs !== null) await worker.request({ op: "seq", node: "oursTmpfs", count: WARM_UP });
   await baseline.request({ op: "seq", node: "exec", count: 5 });
   for (let i = 0; i < 3; i++) await submitCommand("true", d1.commands, d1.results, SLEEP_TIME);
   for (let i = 0; i < 3; i++) await spawnTrue();
