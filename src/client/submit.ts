@@ -179,7 +179,7 @@ class Submission {
       const locks = new Set<string>();
       for (let i = 0; daemon !== null && i < daemon.channels; i++) {
         const channel = channelFiles(this.files, (offset + i) % daemon.channels);
-        const attempt = this.tryPlace(channel, record);
+        const attempt = this.tryPlaceOrExplain(channel, record);
         if (!attempt.held) busy = true;
         else if (attempt.value !== null) return { channel, anchor: attempt.value.anchor, since: generation };
         names.add(path.basename(channel.commands)).add(path.basename(channel.results));
@@ -188,6 +188,21 @@ class Submission {
       // A channel frees up when its results file is emptied; a held lock, within milliseconds.
       if (busy) await this.watch.changes.wait(this.watch.changes.generation, Math.min(this.sleepMs, BUSY_RETRY_MS), this.options.signal, locks);
       else await this.watch.changes.wait(generation, this.sleepMs, this.options.signal, daemon === null ? null : names);
+    }
+  }
+
+  /**
+   * tryPlace; when it fails on a sighting of the daemon that may be up to 50 ms old, the daemon
+   * and directories are looked at afresh first, so a directory removed meanwhile is reported as
+   * that ("cannot use directory …"), not as the lock it made impossible.
+   */
+  private tryPlaceOrExplain(channel: ChannelFiles, record: CommandRecord): ReturnType<Submission["tryPlace"]> {
+    try {
+      return this.tryPlace(channel, record);
+    } catch (err) {
+      sightings.delete(this.files.info);
+      this.requireDaemon();
+      throw err;
     }
   }
 
