@@ -124,3 +124,18 @@ export function threadIds(pid: number): number[] {
     return [];
   }
 }
+
+/** The file system a path lives on, from /proc/mounts (longest matching mount point). */
+export function fileSystemOf(dir: string): string {
+  try {
+    let best = { point: "", type: "?" };
+    for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
+      const [, point, type] = line.split(" ");
+      if (point === undefined || type === undefined) continue;
+      if ((dir === point || dir.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length > best.point.length) best = { point, type };
+    }
+    return best.type;
+  } catch {
+    return "?";
+  }
+}

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { tracedBy } from "./strace";
 
 export interface SyscallCount {
   readonly calls: number;
@@ -43,15 +44,6 @@ export async function countSyscalls(pids: readonly number[], fileBase: string, r
       }
       rmSync(file, { force: true });
     }
-  }
-}
-
-function tracedBy(pid: number, tracer: number | undefined): boolean {
-  try {
-    const match = /^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
-    return match !== null && Number(match[1]) === tracer;
-  } catch {
-    return false;
   }
 }
 

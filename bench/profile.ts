@@ -25,6 +25,7 @@ import { alive, CLI, stopChild } from "./children";
 import { analyse, formatRound, merge, PHASES, PROFILE_LOG_ENV, SPAWN_LABEL, TOTAL_LABEL, type Analysis, type ProfileLog, type Side } from "./profile-timeline";
 import type { SubmitterReply, SubmitterRequest } from "./profile-submitter";
 import { countSyscalls, type SyscallCount } from "./profile-syscalls";
+import { fileSystemOf } from "./proc";
 import { straceAvailable } from "./strace";
 import { fmt, median, quantile } from "./stats";
 
@@ -46,21 +47,6 @@ const roots = new Set<string>();
 
 function log(line: string): void {
   process.stderr.write(`profile: ${line}\n`);
-}
-
-/** The file system a path lives on, from /proc/mounts (longest matching mount point). */
-function fileSystemOf(dir: string): string {
-  try {
-    let best = { point: "", type: "?" };
-    for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
-      const [, point, type] = line.split(" ");
-      if (point === undefined || type === undefined) continue;
-      if ((dir === point || dir.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length > best.point.length) best = { point, type };
-    }
-    return best.type;
-  } catch {
-    return "?";
-  }
 }
 
 function exitOf(child: ChildProcess): Promise<void> {

@@ -22,14 +22,14 @@
  * daemon of its own fed by this driver through the client.
  */
 import { existsSync } from "node:fs";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { submitCommand } from "../src/client/submit";
 import { killAllChildren, NodeRedWorker, REPO, runDriver, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
 import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult } from "./ipc";
-import { cpuSample, cpuUse, memoryOf, startSampling, type CpuUse, type Memory, type Sample } from "./proc";
+import { cpuSample, cpuUse, fileSystemOf, memoryOf, startSampling, type CpuUse, type Memory, type Sample } from "./proc";
 import { countForks, straceAvailable, type ForkCount } from "./strace";
 import { fmt, median, mib, ms, ratio, times } from "./stats";
 import { LABELS, renderTable, verdict, type Row } from "./table";
@@ -114,21 +114,6 @@ function log(line: string): void {
 
 function pause(msWait: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, msWait));
-}
-
-/** The file system a path lives on, from /proc/mounts (longest matching mount point). */
-function fileSystemOf(dir: string): string {
-  try {
-    let best = { point: "", type: "?" };
-    for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
-      const [, point, type] = line.split(" ");
-      if (point === undefined || type === undefined) continue;
-      if ((dir === point || dir.startsWith(point.endsWith("/") ? point : `${point}/`)) && point.length > best.point.length) best = { point, type };
-    }
-    return best.type;
-  } catch {
-    return "?";
-  }
 }
 
 function machineInfo(nodeRed: InitResult, dir: string, loadAtStart: number): string {

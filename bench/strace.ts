@@ -50,7 +50,8 @@ export async function countForks(pid: number, file: string, run: () => Promise<v
   }
 }
 
-function tracedBy(pid: number, tracer: number | undefined): boolean {
+/** Whether `pid` is being traced by `tracer` (TracerPid in /proc/PID/status). */
+export function tracedBy(pid: number, tracer: number | undefined): boolean {
   try {
     const match = /^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
     return match !== null && Number(match[1]) === tracer;
