@@ -228,7 +228,7 @@ class Submission {
     const locks = new Set(lockNames(channel));
     // Just placed, so pending: nothing to look at until the daemon writes the results file
     // (a write since before the placing counts, so none is missed).
-    await this.watch.changes.wait(since, this.sleepMs, this.killRequested ? undefined : this.options.signal, resultsOnly);
+    await this.watch.changes.wait(since, this.sleepMs, this.options.signal, resultsOnly);
     for (;;) {
       const generation = this.watch.changes.generation;
       const aborted = this.options.signal?.aborted ?? false;

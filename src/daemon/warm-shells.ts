@@ -36,8 +36,9 @@ interface Spare {
 /**
  * A daemon's warm shells, per shell and user: taken by the next command, replaced once its
  * result is published (the fork then overlaps the submitter collecting it; started while the
- * command ran, it delayed a short command's end by the whole fork, 2 ms here). One is kept ready; a command that found none raises that to at most
- * `maxSpares` (the daemon's channel count), so a burst on every channel finds one each.
+ * command ran, it delayed a short command's end by the whole fork, 2 ms here). One is kept
+ * ready; a command that found none raises that to at most `maxSpares` (the daemon's channel
+ * count), so a burst on every channel finds one each.
  *
  * Spawned with node:child_process, not execa: execa's option handling costs about a
  * millisecond of the daemon's event loop per spawn, and its modules 7 MiB of the daemon's
@@ -73,9 +74,7 @@ export class WarmShells {
   startNow(identity: ShellIdentity): ChildProcess | null {
     if ((this.idleDeaths.get(keyOf(identity)) ?? 0) >= MAX_IDLE_DEATHS) return null;
     try {
-      const child = spawnWarmShell(identity);
-      child.stdin?.on("error", () => undefined);
-      return child;
+      return spawnWarmShell(identity);
     } catch {
       return null;
     }
@@ -108,10 +107,6 @@ export class WarmShells {
       this.idleDeaths.set(key, MAX_IDLE_DEATHS);
       return;
     }
-    // A write to a shell that died, or a failed spawn: the command's outcome says what happened
-    // (a spare skipped by take() before its spawn error arrived must not crash the daemon either).
-    child.stdin?.on("error", () => undefined);
-    child.on("error", () => undefined);
     const ready = this.spares.get(key) ?? [];
     this.spares.set(key, ready);
     const onIdleExit = () => {
@@ -130,12 +125,17 @@ export class WarmShells {
 
 /** `SHELL -c -- WARM_SCRIPT` in a session of its own (it leads its process group). */
 function spawnWarmShell(identity: ShellIdentity): ChildProcess {
-  return spawn(identity.shell, ["-c", "--", WARM_SCRIPT], {
+  const child = spawn(identity.shell, ["-c", "--", WARM_SCRIPT], {
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
     ...(identity.uid === undefined ? {} : { uid: identity.uid }),
     ...(identity.gid === undefined ? {} : { gid: identity.gid }),
   });
+  // A write to a shell that died, or a failed spawn: the command's outcome says what happened
+  // (a spare skipped by take() before its spawn error arrived must not crash the daemon either).
+  child.stdin.on("error", () => undefined);
+  child.on("error", () => undefined);
+  return child;
 }
 
 function keyOf(identity: ShellIdentity): string {
