@@ -124,9 +124,10 @@ export class Daemon {
       this.watch.close();
       throw err;
     }
-    // The first command should not wait for a fork either.
-    this.warmShells.refill(this.options);
     this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
+    // The first command should not wait for a fork either (after the log line, which says the
+    // daemon serves from the moment its info file does).
+    this.warmShells.refill(this.options);
     this.loopDone = this.loop();
   }
 

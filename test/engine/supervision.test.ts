@@ -287,6 +287,8 @@ describe("supervision: the lease and bounded stops", function () {
       const first = inProcess({ channels: 1 });
       const old = await startInProcess(first);
       await first.stop(false);
+      // Its info file is written a moment before its log line: stop it once both are there.
+      await waitFor("the first daemon's log line", () => servingLines() === 1, 2000);
       kill(old.pid, "SIGSTOP");
       const second = inProcess({ channels: 2 });
       const seen: SupervisorStatus[] = [];
