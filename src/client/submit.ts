@@ -4,20 +4,22 @@ import path from "node:path";
 import { applyWrites, peekSync, withChannelLocked, type LockAttempt } from "../protocol/io/channel-state";
 import { validateCommand } from "../protocol/command-line";
 import { decodeCommands, type CommandRecord } from "../protocol/command-record";
-import { type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
+import { supportsFeatures, type DaemonInfo, type PublishedInfo } from "../protocol/daemon-info";
 import { readLiveDaemon, checkServes } from "../protocol/io/live-daemon";
 import { FileDaemonError, fromFsError, type FileDaemonErrorCode } from "../protocol/errors";
 import { FAILURE_CODES } from "../protocol/outcome-codes";
 import { writeFileAtomicSync } from "../protocol/io/atomic-write";
 import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
 import { isOwnerGone, pidNamespace } from "../protocol/io/liveness";
-import { effectiveStale } from "../protocol/limits";
+import { DEFAULT_FILE_MODE, effectiveStale } from "../protocol/limits";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
 import { decodeResults, type DoneRecord, type Outcome } from "../protocol/result-record";
 import type { TraceAnchor } from "../protocol/taken-trace";
 import { look, place, type LookDecision, type Writes } from "../protocol/transitions";
 import { acquireSharedWatch, type DirectoryWatch } from "../protocol/io/dir-watch";
 import { checkPath, DEFAULT_DAEMON_WAIT, sleepTimeMs, timeoutMs } from "../shared/settings";
+import { commandExtras, type CommandExtras } from "./command-extras";
+import { StreamFollower, type OutputLine } from "./stream-follower";
 
 export interface SubmitOptions {
   /** Seconds the command may run before the daemon kills its process group; 0 = no limit. */
@@ -40,12 +42,26 @@ export interface SubmitOptions {
   readonly watch?: boolean;
   /** Lock staleness in ms (must match the daemon's; default 10000). */
   readonly stale?: number;
+  /** The command's working directory (absolute; it must exist where the daemon runs); default the daemon's. */
+  readonly cwd?: string;
+  /** Environment variables set over the daemon's own for this command. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Written to the command's standard input (at most 1 MiB); without it, stdin is /dev/null. */
+  readonly stdin?: string | Buffer;
+  /**
+   * Called with each line of output while the command runs (and after, until every line is
+   * in): the command is then followed (PROTOCOL.md §5, "stream"). The result says how many
+   * lines there were (`streamed`) and how many this follower missed (`missed`).
+   */
+  readonly onLine?: (line: OutputLine) => void;
 }
 
 /** A command's outcome (PROTOCOL.md §4: `code` null when a signal ended it), its id and the channel it ran on. */
 export type CommandResult = Outcome & {
   readonly id: string;
   readonly channel: number;
+  /** For a followed command: lines of the stream not delivered to `onLine` (0 when it kept up). */
+  readonly missed?: number;
 };
 
 /** The error for a command that did not end by itself; `result` is set when it did run. */
@@ -86,6 +102,13 @@ function liveDaemon(files: DaemonFiles): PublishedInfo | null {
   return daemon;
 }
 
+/** How often a follower looks at the stream file when no change event came (ms). */
+const FOLLOW_POLL_MS = 100;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** How many times a command that provably never started is placed again (PROTOCOL.md §5). */
 const MAX_REPLACEMENTS = 3;
 
@@ -102,9 +125,10 @@ export async function submitCommand(
   options: SubmitOptions = {},
 ): Promise<CommandResult> {
   validateCommand(command);
+  const extras = commandExtras(options);
   const files = daemonFiles(checkPath(commandsPath, "commands"), checkPath(resultsPath, "results"));
   if (files.commands === files.results) throw new FileDaemonError("BAD_OPTION", `the commands and results files must be different files, got ${files.commands} for both`);
-  const submission = new Submission(files, sleepTimeMs(sleepTime), options);
+  const submission = new Submission(files, sleepTimeMs(sleepTime), options, extras);
   try {
     return await submission.run(command);
   } finally {
@@ -130,11 +154,15 @@ class Submission {
   private readonly runningWaitMs: number;
   private deadSince: number | null = null;
   private killRequested = false;
+  /** The mode of the files this submitter creates. */
+  private readonly fileMode = DEFAULT_FILE_MODE;
+  private follower: StreamFollower | null = null;
 
   constructor(
     private readonly files: DaemonFiles,
     private readonly sleepMs: number,
     private readonly options: SubmitOptions,
+    private readonly extras: CommandExtras,
   ) {
     this.timeoutMs = timeoutMs(options.timeout);
     this.daemonWaitMs = timeoutMs(options.daemonWait ?? DEFAULT_DAEMON_WAIT, "daemonWait");
@@ -155,11 +183,12 @@ class Submission {
       pidns: pidNamespace(),
       timeoutMs: this.timeoutMs,
       capture: this.options.capture ?? false,
+      ...this.extras.record,
       legacy: false,
     };
     for (let times = 1; ; times++) {
       const placed = await this.place(record);
-      const outcome = await this.await(placed, record.id);
+      const outcome = await this.awaitFollowing(placed, record.id);
       if (outcome !== "vanished") return outcome;
       if (times > MAX_REPLACEMENTS) {
         throw new FileDaemonError("LOST", `the command was removed from ${placed.channel.commands} ${times} times before the daemon took it (another program is writing these files?); it did not run`);
@@ -221,6 +250,47 @@ class Submission {
     });
   }
 
+  /** `await`, and for a followed command its output meanwhile: every line is handed on before the result. */
+  private async awaitFollowing(placed: Placed, id: string): Promise<CommandResult | "vanished"> {
+    const onLine = this.options.onLine;
+    if (onLine === undefined) return this.await(placed, id);
+    const follower = new StreamFollower(placed.channel, id, this.fileMode, onLine);
+    this.follower = follower;
+    const following = { on: true };
+    const reading = this.follow(follower, placed.channel, following);
+    let outcome: CommandResult | "vanished";
+    try {
+      outcome = await this.await(placed, id);
+    } catch (err) {
+      following.on = false;
+      await reading;
+      const ran = err instanceof CommandFailedError ? err.result : null;
+      await follower.finish(ran?.streamed ?? 0, nextTurn);
+      if (err instanceof CommandFailedError && ran !== null) throw new CommandFailedError(err.code, err.message, { ...ran, missed: follower.missed });
+      throw err;
+    } finally {
+      following.on = false;
+      this.follower = null;
+    }
+    await reading;
+    if (outcome === "vanished") {
+      follower.close();
+      return outcome;
+    }
+    await follower.finish(outcome.streamed ?? 0, nextTurn);
+    return { ...outcome, missed: follower.missed };
+  }
+
+  /** Reads the stream file as it grows, a slice per turn of the event loop, until told to stop. */
+  private async follow(follower: StreamFollower, channel: ChannelFiles, following: { on: boolean }): Promise<void> {
+    const names = new Set([path.basename(channel.stream)]);
+    while (following.on) {
+      const generation = this.watch.changes.generation;
+      if (follower.poll()) await nextTurn();
+      else await this.watch.changes.wait(generation, Math.min(this.sleepMs, FOLLOW_POLL_MS), undefined, names);
+    }
+  }
+
   /** Waits for the command's result on `channel`; "vanished" when it provably never started. */
   private async await({ channel, anchor, since }: Placed, id: string): Promise<CommandResult | "vanished"> {
     let seenRunning = false;
@@ -270,6 +340,8 @@ class Submission {
     switch (decision.kind) {
       case "collect":
         write(decision.writes);
+        // The stream file is the follower's to remove, now that nothing more will be appended to it.
+        this.follower?.detach();
         return this.interpret(decision.done, channel.index);
       case "wait":
         return decision.state;
@@ -327,6 +399,7 @@ class Submission {
       stdoutTruncated: done.stdoutTruncated,
       stderrTruncated: done.stderrTruncated,
       durationMs: done.durationMs,
+      ...(done.streamed === undefined ? {} : { streamed: done.streamed }),
       id: done.id,
       channel,
     };
@@ -342,6 +415,8 @@ class Submission {
     if (daemon !== null) {
       const mismatch = checkServes(daemon, this.files);
       if (mismatch !== null) throw mismatch;
+      const unsupported = supportsFeatures(daemon, this.extras.features);
+      if (unsupported !== null) throw unsupported;
       this.deadSince = null;
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;

@@ -14,13 +14,14 @@ import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
 import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { maxChannelFileBytes } from "../protocol/limits";
+import { OutputStream, removeStreamFiles } from "./output-stream";
 import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
 import type { WarmShells } from "./warm-shells";
 
 export interface ChannelContext {
   readonly lock: LockOptions;
   readonly fileMode: number;
-  readonly run: Omit<RunOptions, "timeoutMs" | "capture">;
+  readonly run: RunOptions;
   /** A finished result nobody collects is cleared after this long (daemon's own clock). */
   readonly resultTtlMs: number;
   /** Tells this daemon's running records from those of an earlier daemon (pids repeat). */
@@ -45,6 +46,8 @@ export class DaemonChannel {
   private uncollected: { key: string; since: number } | null = null;
   /** Recovery (§7) has been done for this channel: retried on every wake until its locks are free. */
   private recovered = false;
+  /** A stream file may be there (left by an earlier daemon, or by a follower that never collected). */
+  private mayHaveStream = true;
 
   constructor(
     readonly files: ChannelFiles,
@@ -135,14 +138,16 @@ export class DaemonChannel {
   }
 
   private refusal(record: CommandRecord): string | null {
-    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command);
+    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command) ?? (record.cwd === null ? null : unusableCwdReason(record.cwd));
   }
 
   private start(record: CommandRecord): void {
     const owner: Owner = { id: record.id, pid: record.pid, pidns: record.pidns };
+    const output = this.startOutputStream(record);
+    const wanted = { timeoutMs: record.timeoutMs, capture: record.capture, cwd: record.cwd, env: record.env, stdin: record.stdin, output };
     // Never rejects: a shell that cannot be started (execa failing to load, ENOMEM from fork)
     // becomes a `failed` result, and the daemon goes on.
-    const begin = runCommand(record.command, { ...this.ctx.run, timeoutMs: record.timeoutMs, capture: record.capture }, this.ctx.warmShells).catch((err: unknown) => notStarted(err));
+    const begin = runCommand(record.command, this.ctx.run, wanted, this.ctx.warmShells).catch((err: unknown) => notStarted(err, output));
     this.active = { owner, command: whenStarted(begin) };
     void begin
       .then((command) => {
@@ -154,6 +159,17 @@ export class DaemonChannel {
         this.unwritten = { owner, content: encodeOutcome(owner, outcome) };
         this.ctx.wake();
       });
+  }
+
+  /** The stream file of a followed command, made before it starts; a command nobody follows finds none left over. */
+  private startOutputStream(record: CommandRecord): OutputStream | null {
+    if (!record.stream) {
+      if (this.mayHaveStream) removeStreamFiles(this.files);
+      this.mayHaveStream = false;
+      return null;
+    }
+    this.mayHaveStream = true;
+    return OutputStream.create(this.files, record.id, this.ctx.fileMode, () => isOwnerGone(record), this.ctx.log);
   }
 
   /**
@@ -227,6 +243,8 @@ export class DaemonChannel {
       const writes = expire(state, this.ctx.runToken, (found) => this.mayClear(found));
       if (writes === null) return;
       applyWrites(state, writes);
+      // Its follower is gone too: nobody will read the stream file.
+      if (this.mayHaveStream) removeStreamFiles(this.files);
       const what = state.results.kind === "garbage" ? `unreadable content ${JSON.stringify(state.results.text)}` : "a result nobody collected";
       this.logAs("info", `cleared ${what} from ${this.files.results}`);
       this.uncollected = null;
@@ -263,8 +281,23 @@ function describe(err: unknown): string {
 }
 
 /** A command whose shell could not be started: its outcome is `failed`, at once. */
-function notStarted(err: unknown): RunningCommand {
-  return { pgid: null, finished: Promise.resolve(outcomeWithoutProcess("failed", `the shell could not be started: ${describe(err)}`)), kill: () => undefined };
+function notStarted(err: unknown, output: OutputStream | null): RunningCommand {
+  const outcome = { ...outcomeWithoutProcess("failed", `the shell could not be started: ${describe(err)}`), ...(output === null ? {} : { streamed: output.end() }) };
+  return { pgid: null, finished: Promise.resolve(outcome), kill: () => undefined };
+}
+
+/** Why a command cannot start in `cwd` (it must be a directory the daemon's user can enter), or null. */
+function unusableCwdReason(cwd: string): string | null {
+  try {
+    if (!fs.statSync(cwd).isDirectory()) return `the working directory ${cwd} is not a directory; give the path of a directory`;
+    fs.accessSync(cwd, fs.constants.X_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return `the working directory ${cwd} does not exist; create it or give another cwd`;
+    if (code === "EACCES") return `the working directory ${cwd} cannot be entered by the daemon's user (permission denied)`;
+    return `the working directory ${cwd} cannot be used: ${describe(err)}`;
+  }
 }
 
 /** The outcome, or `failed` if collecting it went wrong: the daemon always publishes something. */

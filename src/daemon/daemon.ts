@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { DaemonInfo } from "../protocol/daemon-info";
+import { COMMAND_FEATURES, type DaemonInfo } from "../protocol/daemon-info";
 import { FileDaemonError, fromFsError } from "../protocol/errors";
 import { DirectoryWatch } from "../protocol/io/dir-watch";
 import { processStartTime } from "../protocol/io/liveness";
@@ -99,6 +99,7 @@ export class Daemon {
       stale: options.stale,
       version: VERSION,
       startedAt: new Date().toISOString(),
+      features: COMMAND_FEATURES,
     };
     const daemon = new Daemon(files, info, options, randomBytes(8).toString("hex"));
     await daemon.takeFiles();

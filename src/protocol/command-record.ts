@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { firstTwoLines, isBlank, isId, isPid, parseJsonLine } from "./command-line";
+import { cwdProblem, envProblem, stdinProblem } from "./command-options";
 import { MAX_TIMEOUT_MS } from "./limits";
 import { PROTOCOL_VERSION } from "./version";
 
@@ -13,14 +14,37 @@ export interface CommandRecord {
   /** Kill the command's process group after this many ms; 0 = never. */
   readonly timeoutMs: number;
   readonly capture: boolean;
+  /** The command's working directory (absolute), or null for the daemon's own. */
+  readonly cwd: string | null;
+  /** Variables set over the daemon's environment, or null. */
+  readonly env: Readonly<Record<string, string>> | null;
+  /** Written to the command's standard input (else /dev/null), or null. */
+  readonly stdin: Buffer | null;
+  /** Each line of output is written to the channel's stream file as it comes (§5, "stream"). */
+  readonly stream: boolean;
   /** Written by a seed-style submitter: line 1 only, no metadata. */
   readonly legacy: boolean;
 }
 
-const LINE2_KEYS = new Set(["v", "id", "pid", "pidns", "timeout", "capture"]);
+const LINE2_KEYS = new Set(["v", "id", "pid", "pidns", "timeout", "capture", "cwd", "env", "stdin", "stream"]);
 
+/** The options of a command beyond line 1 and its sender, as they default (a seed-style command has these). */
+export const PLAIN_COMMAND = { timeoutMs: 0, capture: false, cwd: null, env: null, stdin: null, stream: false } as const;
+
+/** Line 1 and line 2; the keys a daemon of before #13 does not know are written only when used, so it still runs plain commands. */
 export function encodeCommandRecord(record: CommandRecord): string {
-  const meta = { v: PROTOCOL_VERSION, id: record.id, pid: record.pid, pidns: record.pidns, timeout: record.timeoutMs, capture: record.capture };
+  const meta = {
+    v: PROTOCOL_VERSION,
+    id: record.id,
+    pid: record.pid,
+    pidns: record.pidns,
+    timeout: record.timeoutMs,
+    capture: record.capture,
+    ...(record.cwd === null ? {} : { cwd: record.cwd }),
+    ...(record.env === null ? {} : { env: record.env }),
+    ...(record.stdin === null ? {} : { stdin: record.stdin.toString("base64") }),
+    ...(record.stream ? { stream: true } : {}),
+  };
   return `${record.command}\n${JSON.stringify(meta)}\n`;
 }
 
@@ -48,15 +72,25 @@ export function decodeCommands(content: Buffer): DecodedCommands {
     // A seed-style command. Binary garbage there is nobody's command: nobody will collect an answer.
     if (line1Problem !== null) return { kind: "unattributable", reason: line1Problem };
     const id = `legacy-${randomBytes(8).toString("hex")}`;
-    return { kind: "pending", record: { command: line1.toString("utf8"), id, pid: null, pidns: null, timeoutMs: 0, capture: false, legacy: true } };
+    return { kind: "pending", record: { command: line1.toString("utf8"), id, pid: null, pidns: null, ...PLAIN_COMMAND, legacy: true } };
   }
   const meta = parseJsonLine(line2);
   const sender = senderOf(meta);
   const reason = invalidLine2(meta) ?? line1Problem;
   if (meta === null || sender === null) return { kind: "unattributable", reason: reason ?? "line 2 has no valid id" };
   if (reason !== null) return { kind: "refusable", sender, reason };
-  const timeoutMs = typeof meta.timeout === "number" ? meta.timeout : 0;
-  return { kind: "pending", record: { command: line1.toString("utf8"), ...sender, timeoutMs, capture: meta.capture === true, legacy: false } };
+  const record: CommandRecord = {
+    command: line1.toString("utf8"),
+    ...sender,
+    timeoutMs: typeof meta.timeout === "number" ? meta.timeout : 0,
+    capture: meta.capture === true,
+    cwd: typeof meta.cwd === "string" ? meta.cwd : null,
+    env: meta.env === undefined ? null : (meta.env as Record<string, string>),
+    stdin: typeof meta.stdin === "string" ? Buffer.from(meta.stdin, "base64") : null,
+    stream: meta.stream === true,
+    legacy: false,
+  };
+  return { kind: "pending", record };
 }
 
 function unreadableLine1(line1: Buffer): string | null {
@@ -87,7 +121,15 @@ export function invalidLine2(meta: Record<string, unknown> | null): string | nul
     return `line 2 "timeout" must be a whole number of ms from 0 to ${MAX_TIMEOUT_MS}, got ${show(meta.timeout)}`;
   }
   if (meta.capture !== undefined && typeof meta.capture !== "boolean") return `line 2 "capture" must be true or false, got ${show(meta.capture)}`;
-  return null;
+  if (meta.stream !== undefined && typeof meta.stream !== "boolean") return `line 2 "stream" must be true or false, got ${show(meta.stream)}`;
+  const problem = keyProblem("cwd", meta.cwd, cwdProblem) ?? keyProblem("env", meta.env, envProblem) ?? keyProblem("stdin", meta.stdin, stdinProblem);
+  return problem;
+}
+
+function keyProblem(key: string, value: unknown, rule: (value: unknown) => string | null): string | null {
+  if (value === undefined) return null;
+  const problem = rule(value);
+  return problem === null ? null : `line 2 "${key}" ${problem}`;
 }
 
 function isPidns(value: unknown): value is string {

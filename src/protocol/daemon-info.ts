@@ -16,7 +16,13 @@ export interface DaemonInfo {
   readonly stale: number;
   readonly version: string;
   readonly startedAt: string;
+  /** The line 2 options this daemon honours beyond version 1's first set (§3, "features"). */
+  readonly features: readonly CommandFeature[];
 }
+
+/** Line 2 options added after the first release of version 1; a daemon lists those it honours. */
+export const COMMAND_FEATURES = ["cwd", "env", "stdin", "stream"] as const;
+export type CommandFeature = (typeof COMMAND_FEATURES)[number];
 
 export function encodeDaemonInfo(info: DaemonInfo): string {
   return `${JSON.stringify({ v: PROTOCOL_VERSION, ...info })}\n`;
@@ -42,6 +48,7 @@ export function decodeDaemonInfo(content: string): PublishedInfo | null {
     stale: typeof meta.stale === "number" ? meta.stale : 10_000,
     version: typeof meta.version === "string" ? meta.version : "unknown",
     startedAt: typeof meta.startedAt === "string" ? meta.startedAt : "",
+    features: Array.isArray(meta.features) ? COMMAND_FEATURES.filter((feature) => (meta.features as unknown[]).includes(feature)) : [],
   };
 }
 
@@ -59,3 +66,20 @@ export function servesFiles(info: PublishedInfo, files: DaemonFiles, sameFile: (
   }
   return null;
 }
+
+/**
+ * Whether the daemon that published `info` honours every line 2 option a command uses (§3,
+ * "features"): one that does not would refuse it; better to say why before placing it.
+ */
+export function supportsFeatures(info: PublishedInfo, used: readonly CommandFeature[]): FileDaemonError | null {
+  const missing = used.filter((feature) => !info.features.includes(feature));
+  if (missing.length === 0) return null;
+  return new FileDaemonError("INCOMPATIBLE", `the file-daemon serving ${info.commands} (version ${info.version}) cannot ${missing.map((feature) => FEATURE_NAMES[feature]).join(" or ")}: upgrade it to the version of this client`);
+}
+
+const FEATURE_NAMES: Record<CommandFeature, string> = {
+  cwd: "set a command's working directory",
+  env: "set a command's environment",
+  stdin: "write to a command's standard input",
+  stream: "stream a command's output",
+};

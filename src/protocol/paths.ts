@@ -9,6 +9,10 @@ export interface ChannelFiles {
   readonly kill: string;
   /** The daemon's trace of the ids it took from this channel (PROTOCOL.md §5, "take"). */
   readonly taken: string;
+  /** Lines of the running command's output, when its submitter follows it (PROTOCOL.md §5, "stream"). */
+  readonly stream: string;
+  /** Written by the follower: which stream file it has open (the daemon waits for it before replacing that one). */
+  readonly streamRead: string;
 }
 
 export interface DaemonFiles {
@@ -31,7 +35,8 @@ export function daemonFiles(commands: string, results: string): DaemonFiles {
 export function channelFiles(files: DaemonFiles, index: number): ChannelFiles {
   const suffix = index === 0 ? "" : `.${index}`;
   const commands = files.commands + suffix;
-  return { index, commands, results: files.results + suffix, kill: `${commands}.kill`, taken: `${commands}.taken` };
+  const results = files.results + suffix;
+  return { index, commands, results, kill: `${commands}.kill`, taken: `${commands}.taken`, stream: `${results}.stream`, streamRead: `${results}.stream.read` };
 }
 
 export function lockPath(file: string): string {

@@ -35,6 +35,8 @@ export interface DoneRecord extends Owner {
   readonly stdoutTruncated: boolean;
   readonly stderrTruncated: boolean;
   readonly durationMs: number;
+  /** Records written to the stream file, for a followed command (§5, "stream"); absent otherwise. */
+  readonly streamed?: number;
 }
 
 /** How a command ended: a result record without its owner. */
@@ -89,6 +91,7 @@ export function encodeDone(record: Omit<DoneRecord, "kind">): string {
     stdoutTruncated: record.stdoutTruncated,
     stderrTruncated: record.stderrTruncated,
     durationMs: record.durationMs,
+    ...(record.streamed === undefined ? {} : { streamed: record.streamed }),
   };
   return `${returnCodeLine(record)}\n${JSON.stringify(meta)}\n`;
 }
@@ -121,6 +124,7 @@ export function decodeResults(content: Buffer): DecodedResults {
         stdoutTruncated: meta.stdoutTruncated === true,
         stderrTruncated: meta.stderrTruncated === true,
         durationMs: typeof meta.durationMs === "number" && Number.isFinite(meta.durationMs) ? meta.durationMs : 0,
+        ...(typeof meta.streamed === "number" && Number.isSafeInteger(meta.streamed) && meta.streamed >= 0 ? { streamed: meta.streamed } : {}),
       };
     }
   }

@@ -5,7 +5,7 @@ import path from "node:path";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
 import { withChannelLocked, type LockAttempt } from "../../src/protocol/io/channel-state";
-import { encodeCommandRecord } from "../../src/protocol/command-record";
+import { encodeCommandRecord, PLAIN_COMMAND } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { channelFiles, daemonFiles } from "../../src/protocol/paths";
 import { decodeResults } from "../../src/protocol/result-record";
@@ -185,7 +185,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     daemonProcess = await startDaemonProcess(commands(), results(), 0.2);
     const marker = tmp.file("ran");
     const files = channelFiles(daemonFiles(commands(), results()), 0);
-    const record = { command: `echo x >> '${marker}'`, id: "twice-placed", pid: process.pid, pidns: null, timeoutMs: 0, capture: false, legacy: false };
+    const record = { command: `echo x >> '${marker}'`, id: "twice-placed", pid: process.pid, pidns: null, ...PLAIN_COMMAND, legacy: false };
     const placeCopy = () => waitFor("a free channel", () => heldAndDone(withChannelLocked(files, { stale: 10_000 }, (state) => {
       if (state.commands.kind !== "empty" || state.results.kind !== "empty") return false;
       state.writeCommands(encodeCommandRecord(record));

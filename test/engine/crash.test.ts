@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
-import { encodeCommandRecord } from "../../src/protocol/command-record";
+import { encodeCommandRecord, PLAIN_COMMAND } from "../../src/protocol/command-record";
 import { encodeRunning, decodeResults } from "../../src/protocol/result-record";
 import { startDaemonProcess, stopDaemonProcess, type DaemonProcess } from "../helpers/daemon-process";
 import { useTempDir } from "../helpers/temp-dir";
@@ -55,7 +55,7 @@ describe("crashes and recovery", function () {
     const results = tmp.file("results");
     const marker = tmp.file("must-not-run");
     const owner = { id: "crashed-1", pid: process.pid, pidns: null };
-    writeFileSync(commands, encodeCommandRecord({ ...owner, command: `touch '${marker}'`, timeoutMs: 0, capture: false, legacy: false }));
+    writeFileSync(commands, encodeCommandRecord({ ...owner, command: `touch '${marker}'`, ...PLAIN_COMMAND, legacy: false }));
     writeFileSync(results, encodeRunning({ ...owner, daemon: 999_999, run: "an-earlier-daemon" }));
     daemon = await Daemon.start({ commands, results, sleepTime: 0.2 });
     const recovered = decodeResults(readFileSync(results));

@@ -6,7 +6,7 @@ import fs, { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync,
 import path from "node:path";
 import { submitCommand } from "../../src/client/submit";
 import { Daemon } from "../../src/daemon/daemon";
-import { encodeCommandRecord } from "../../src/protocol/command-record";
+import { encodeCommandRecord, PLAIN_COMMAND } from "../../src/protocol/command-record";
 import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { pidNamespace } from "../../src/protocol/io/liveness";
 import { tryLock } from "../../src/protocol/io/lock";
@@ -242,7 +242,7 @@ describe("hardening: unsafe files", function () {
       const pwned = tmp.file(`pwned-${index}`);
       const other = tmp.file(`other-${index}`);
       const id = `swapped-${index}`;
-      const record = encodeCommandRecord({ command: `touch '${pwned}'`, id, pid: process.pid, pidns: pidNamespace(), timeoutMs: 0, capture: false, legacy: false });
+      const record = encodeCommandRecord({ command: `touch '${pwned}'`, id, pid: process.pid, pidns: pidNamespace(), ...PLAIN_COMMAND, legacy: false });
       log.length = 0;
       try {
         swap({ commands, dir, record, other });

@@ -1,0 +1,177 @@
+import fs from "node:fs";
+import { StringDecoder } from "node:string_decoder";
+import { writeFileAtomicSync } from "../protocol/io/atomic-write";
+import type { ChannelFiles } from "../protocol/paths";
+import { decodeStreamHeader, decodeStreamRecord, encodeStreamRead, type OutputName } from "../protocol/stream-record";
+
+/** A line of a followed command's output, as it came (PROTOCOL.md §5, "stream"). */
+export interface OutputLine {
+  /** 1, 2, 3 … over stdout and stderr together. */
+  readonly seq: number;
+  readonly stream: OutputName;
+  readonly text: string;
+  /** The line was longer than the daemon's bound (8192 bytes): it goes on in the next line of the same stream. */
+  readonly partial: boolean;
+  /** Lines this follower did not get just before this one (it fell behind, or the daemon could not write them). */
+  readonly missed: number;
+}
+
+interface OpenFile {
+  readonly fd: number;
+  readonly ino: number;
+  readonly decoder: StringDecoder;
+  /** Text after the last `\n` read so far. */
+  rest: string;
+  /** Its first line, the header, is still to be read. */
+  header: boolean;
+}
+
+/** Bytes read per call of `poll`, so that a long stream leaves the event loop free in between. */
+const SLICE_BYTES = 64 * 1024;
+
+/**
+ * The submitter's side of a followed command's output: reads the channel's stream file as the
+ * daemon appends to it, tells the daemon which file it has open (so that file is not replaced
+ * unread), moves on to the next file when the daemon replaces a full one, and counts what it
+ * did not get from the gaps in the records' numbers.
+ */
+export class StreamFollower {
+  private current: OpenFile | null = null;
+  /** The newest file, opened under the locks at collect before the stream file was removed. */
+  private latest: OpenFile | null = null;
+  /** An inode whose header named another command (a leftover): not opened again. */
+  private foreignIno = -1;
+  private next = 1;
+  private missedTotal = 0;
+  private readonly buffer = Buffer.allocUnsafe(SLICE_BYTES);
+
+  constructor(
+    private readonly files: ChannelFiles,
+    private readonly id: string,
+    private readonly fileMode: number,
+    private readonly onLine: (line: OutputLine) => void,
+  ) {}
+
+  get missed(): number {
+    return this.missedTotal;
+  }
+
+  /** Reads one slice of what has arrived; true when more may be waiting at once. */
+  poll(): boolean {
+    this.current ??= this.newer();
+    if (this.current === null) return false;
+    if (this.readSlice(this.current)) return true;
+    const newer = this.newer();
+    if (newer === null) return false;
+    // The daemon writes nothing to a file it has replaced; what it wrote before is there now.
+    if (this.readSlice(this.current)) {
+      this.latest = newer;
+      return true;
+    }
+    fs.closeSync(this.current.fd);
+    this.current = newer;
+    return true;
+  }
+
+  /**
+   * At collect, under the channel's locks: opens the newest stream file if it is not the one
+   * being read, then removes the stream file and the mark (nothing will be appended: the
+   * command has ended), so that the rest can be read after the locks are released.
+   */
+  detach(): void {
+    const newest = this.openPath();
+    if (newest !== null && newest.ino !== this.current?.ino) this.latest = newest;
+    else if (newest !== null) fs.closeSync(newest.fd);
+    fs.rmSync(this.files.stream, { force: true });
+    fs.rmSync(this.files.streamRead, { force: true });
+  }
+
+  /** After collect: reads everything left (in slices, between which `yieldNow` runs), then counts what never came of `streamed` records. */
+  async finish(streamed: number, yieldNow: () => Promise<void>): Promise<void> {
+    while (this.poll()) await yieldNow();
+    this.close();
+    if (this.next - 1 < streamed) this.missedTotal += streamed - (this.next - 1);
+  }
+
+  close(): void {
+    for (const file of [this.current, this.latest]) if (file !== null) fs.closeSync(file.fd);
+    this.current = null;
+    this.latest = null;
+  }
+
+  /** A newer file than the current one, if there is one: the one opened at collect, or the stream file once it has been replaced. */
+  private newer(): OpenFile | null {
+    const latest = this.latest;
+    this.latest = null;
+    if (latest !== null) return latest;
+    const ino = inodeOf(this.files.stream);
+    if (ino === null || ino === this.current?.ino || ino === this.foreignIno) return null;
+    return this.openPath();
+  }
+
+  /** Reads and takes in one slice of `file`; false at its end. */
+  private readSlice(file: OpenFile): boolean {
+    const read = fs.readSync(file.fd, this.buffer, 0, SLICE_BYTES, null);
+    if (read === 0) return false;
+    this.consume(file, file.decoder.write(this.buffer.subarray(0, read)));
+    return true;
+  }
+
+  private openPath(): OpenFile | null {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.files.stream, "r");
+    } catch {
+      return null;
+    }
+    return { fd, ino: fs.fstatSync(fd).ino, decoder: new StringDecoder("utf8"), rest: "", header: true };
+  }
+
+  private consume(file: OpenFile, text: string): void {
+    let start = 0;
+    let data = file.rest + text;
+    for (let end = data.indexOf("\n"); end >= 0; end = data.indexOf("\n", start)) {
+      const line = data.endsWith("\r", end) ? data.slice(start, end - 1) : data.slice(start, end);
+      start = end + 1;
+      if (file.header) {
+        if (!this.takeHeader(file, line)) return;
+        continue;
+      }
+      const record = decodeStreamRecord(line);
+      // Not a record (a damaged file): nothing to attribute it to; the numbers show the gap.
+      if (record === null || record.seq < this.next) continue;
+      const missed = record.seq - this.next;
+      this.missedTotal += missed;
+      this.next = record.seq + 1;
+      this.onLine({ seq: record.seq, stream: record.stream, text: record.text, partial: record.more, missed });
+    }
+    data = data.slice(start);
+    file.rest = data;
+  }
+
+  /** The file's first line: ours (the daemon is told it is open), or another command's (dropped). */
+  private takeHeader(file: OpenFile, line: string): boolean {
+    const header = decodeStreamHeader(line);
+    if (header === null || header.id !== this.id) {
+      this.foreignIno = file.ino;
+      fs.closeSync(file.fd);
+      if (this.current === file) this.current = null;
+      return false;
+    }
+    file.header = false;
+    try {
+      writeFileAtomicSync(this.files.streamRead, encodeStreamRead(header.first), this.fileMode);
+    } catch {
+      // The daemon then waits its bound for this file, and goes on: only lines could be lost.
+    }
+    return true;
+  }
+}
+
+function inodeOf(file: string): number | null {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return null;
+  }
+}
