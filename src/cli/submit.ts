@@ -1,4 +1,8 @@
+import fs from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
+import type { OutputLine } from "../client/stream-follower";
+import { stdinSizeProblem } from "../protocol/command-options";
 import { peekSync } from "../protocol/io/channel-state";
 import { decodeCommands } from "../protocol/command-record";
 import { readLiveDaemon } from "../protocol/io/live-daemon";
@@ -22,7 +26,11 @@ Options:
   -r, --results PATH    the results file the daemon writes (not the same file as -c)
   -s, --sleep S         seconds between looks when no change event arrives (default 0.5)
   -t, --timeout S       kill the command's process group after S seconds (default: none)
-      --output          print the command's stdout and stderr (first 64 KiB of each)
+      --output          print the command's stdout and stderr (first 64 KiB of each) when it ends
+  -f, --follow          print each line of its stdout and stderr as it comes (no limit)
+      --cwd DIR         run it in DIR (default: the daemon's working directory)
+      --env NAME=VALUE  set a variable for it over the daemon's environment (repeatable)
+      --stdin FILE      write FILE to its standard input ('-': this program's own, up to 1 MiB)
       --wait S          wait up to S seconds for a daemon to appear (default 5; 0 fails at once)
   -h, --help            show this help
 
@@ -105,6 +113,10 @@ export async function submitCli(args: string[]): Promise<number> {
         sleep: { type: "string", short: "s" },
         timeout: { type: "string", short: "t" },
         output: { type: "boolean" },
+        follow: { type: "boolean", short: "f" },
+        cwd: { type: "string" },
+        env: { type: "string", multiple: true },
+        stdin: { type: "string" },
         wait: { type: "string" },
       },
     }),
@@ -118,6 +130,9 @@ export async function submitCli(args: string[]): Promise<number> {
   const timeout = secondsOption(values.timeout, "-t/--timeout", { min: 0, max: MAX_TIMEOUT_S, example: "-t 30, or 0 for no limit" });
   const wait = secondsOption(values.wait, "--wait", { min: 0, max: MAX_TIMEOUT_S, example: "--wait 10" });
   if (positionals.length === 0) throw new FileDaemonError("BAD_COMMAND", "no command given; put it after --, e.g. file-daemon submit -c C -r R -- ls -l");
+  if (values.follow === true && values.output === true) throw new FileDaemonError("BAD_OPTION", "--follow prints the output as it comes and --output once it has ended: use one of them");
+  const env = envOption(values.env);
+  const stdin = values.stdin === undefined ? undefined : readStdinOption(values.stdin);
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());
   process.once("SIGTERM", () => abort.abort());
@@ -129,6 +144,10 @@ export async function submitCli(args: string[]): Promise<number> {
       // Options not given are left out, so the client's own defaults apply.
       ...(timeout === undefined ? {} : { timeout }),
       ...(wait === undefined ? {} : { daemonWait: wait }),
+      ...(values.cwd === undefined ? {} : { cwd: path.resolve(values.cwd) }),
+      ...(env === undefined ? {} : { env }),
+      ...(stdin === undefined ? {} : { stdin }),
+      ...(values.follow === true ? { onLine: printLine } : {}),
     });
   } catch (err) {
     if (err instanceof CommandFailedError && err.result !== null) printOutput(err.result);
@@ -136,6 +155,8 @@ export async function submitCli(args: string[]): Promise<number> {
   }
   printOutput(result);
   const code = returnCodeLine(result);
+  const missed = result.missed ?? 0;
+  if (missed > 0) process.stderr.write(`file-daemon: ${missed} line(s) of output were missed (this program read them too slowly)\n`);
   return code >= 0 ? code : EXIT.SUBMIT_FAILED;
 }
 
@@ -151,6 +172,36 @@ export function submitFailureStatus(err: unknown): number {
     if (code >= 0) return code;
   }
   return EXIT.SUBMIT_FAILED;
+}
+
+/** `--env NAME=VALUE`, given any number of times, as an object (the names are checked with the rest of the options). */
+function envOption(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (pairs === undefined) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new FileDaemonError("BAD_OPTION", `--env expects NAME=VALUE, got '${pair}'`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+/** `--stdin FILE` (or `-`): its bytes, refused when more than the protocol carries. */
+function readStdinOption(file: string): Buffer {
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file === "-" ? 0 : file);
+  } catch (err) {
+    throw new FileDaemonError("BAD_OPTION", `--stdin ${file}: cannot read it (${(err as Error).message})`);
+  }
+  const problem = stdinSizeProblem(data.length);
+  if (problem !== null) throw new FileDaemonError("BAD_COMMAND", `--stdin ${file} ${problem}`);
+  return data;
+}
+
+/** A followed line, to the stream it came from; a part of a long line without its line break. */
+function printLine(line: OutputLine): void {
+  (line.stream === "stdout" ? process.stdout : process.stderr).write(line.partial ? line.text : `${line.text}\n`);
 }
 
 function printOutput(result: CommandResult): void {

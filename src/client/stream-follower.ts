@@ -6,6 +6,8 @@ import { decodeStreamHeader, decodeStreamRecord, encodeStreamRead, type OutputNa
 
 /** A line of a followed command's output, as it came (PROTOCOL.md §5, "stream"). */
 export interface OutputLine {
+  /** The command's id. */
+  readonly id: string;
   /** 1, 2, 3 … over stdout and stderr together. */
   readonly seq: number;
   readonly stream: OutputName;
@@ -20,14 +22,15 @@ interface OpenFile {
   readonly fd: number;
   readonly ino: number;
   readonly decoder: StringDecoder;
-  /** Text after the last `\n` read so far. */
+  /** Text read but not taken in yet (a line not ended yet, or lines beyond a slice). */
   rest: string;
   /** Its first line, the header, is still to be read. */
   header: boolean;
 }
 
-/** Bytes read per call of `poll`, so that a long stream leaves the event loop free in between. */
+/** Bytes read, and lines handed on, per call of `poll`, so that a long stream leaves the event loop free in between. */
 const SLICE_BYTES = 64 * 1024;
+const SLICE_LINES = 200;
 
 /**
  * The submitter's side of a followed command's output: reads the channel's stream file as the
@@ -109,8 +112,12 @@ export class StreamFollower {
     return this.openPath();
   }
 
-  /** Reads and takes in one slice of `file`; false at its end. */
+  /** Takes in one slice of `file`: lines already read, else what reading more brings; false at its end. */
   private readSlice(file: OpenFile): boolean {
+    if (file.rest.includes("\n")) {
+      this.consume(file, "");
+      return true;
+    }
     const read = fs.readSync(file.fd, this.buffer, 0, SLICE_BYTES, null);
     if (read === 0) return false;
     this.consume(file, file.decoder.write(this.buffer.subarray(0, read)));
@@ -130,7 +137,8 @@ export class StreamFollower {
   private consume(file: OpenFile, text: string): void {
     let start = 0;
     let data = file.rest + text;
-    for (let end = data.indexOf("\n"); end >= 0; end = data.indexOf("\n", start)) {
+    let lines = 0;
+    for (let end = data.indexOf("\n"); end >= 0 && lines < SLICE_LINES; end = data.indexOf("\n", start), lines++) {
       const line = data.endsWith("\r", end) ? data.slice(start, end - 1) : data.slice(start, end);
       start = end + 1;
       if (file.header) {
@@ -143,7 +151,7 @@ export class StreamFollower {
       const missed = record.seq - this.next;
       this.missedTotal += missed;
       this.next = record.seq + 1;
-      this.onLine({ seq: record.seq, stream: record.stream, text: record.text, partial: record.more, missed });
+      this.onLine({ id: this.id, seq: record.seq, stream: record.stream, text: record.text, partial: record.more, missed });
     }
     data = data.slice(start);
     file.rest = data;

@@ -8,7 +8,8 @@ export interface NodeStatus {
   readonly text?: string;
 }
 
-export type SendFunction = (msg: NodeMessage) => void;
+/** One message to the first output, or one (or none) per output. */
+export type SendFunction = (msg: NodeMessage | (NodeMessage | null)[]) => void;
 export type DoneFunction = (err?: Error) => void;
 
 export interface Node {

@@ -6,6 +6,8 @@ import { timeoutMs } from "../../shared/settings";
 import { NotAllowedError } from "../file-daemon/allowlist";
 import { daemonProblemError, healthStatus, type DaemonConnection, type DaemonHealth } from "../file-daemon/daemon-connection";
 import { commandFor } from "./exec-command";
+import { messageOptions, parseEnvSetting, type MessageOptions } from "./exec-options";
+import type { OutputLine } from "../../client/stream-follower";
 import { PayloadCommandForbiddenError, killSignal } from "./exec-policy";
 import { applyResult, errorCode, failureStatus, isNonZero, NonZeroExitError, resultStatus, returnCode } from "./exec-result";
 import type { DoneFunction, Node, NodeDef, NodeMessage, NodeStatus, SendFunction, Translate } from "../node-red-types";
@@ -19,6 +21,12 @@ export interface ExecDef extends NodeDef {
   readonly timeout?: number | string;
   readonly capture?: boolean;
   readonly failOnNonZero?: boolean;
+  /** Each line of output goes out on a second output as it comes. */
+  readonly stream?: boolean;
+  /** Empty: the daemon's. */
+  readonly cwd?: string;
+  /** `NAME=value` lines. */
+  readonly env?: string;
 }
 
 /** What the runtime around an exec node decides: its language, log level and the admin's policy. */
@@ -46,6 +54,8 @@ export class ExecRunner {
   /** What the status shows when nothing runs or waits: the last outcome or daemon change. */
   private idleStatus: NodeStatus;
   private closing = false;
+  /** The node's Environment setting, parsed once: or why it cannot be used. */
+  private readonly nodeEnv: Readonly<Record<string, string>> | FileDaemonError;
 
   constructor(
     private readonly node: Node,
@@ -56,6 +66,8 @@ export class ExecRunner {
     this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
     this.idleStatus = healthStatus(daemon.health, env.t);
     this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
+    this.nodeEnv = envSetting(def.env);
+    if (this.nodeEnv instanceof FileDaemonError) node.error(`${this.nodeEnv.message}; every message fails until it is fixed`);
     this.showStatus();
   }
 
@@ -67,12 +79,15 @@ export class ExecRunner {
     }
     let command: string;
     let timeout: number;
+    let extras: MessageOptions;
     try {
       const fixed = this.def.command ?? "";
       if (fixed.trim() === "" && !this.env.payloadCommandAllowed) throw new PayloadCommandForbiddenError();
       command = commandFor({ command: fixed, appendPayload: this.def.appendPayload === true }, msg.payload);
       this.checkAllowed(command);
       timeout = this.timeoutFor(msg);
+      if (this.nodeEnv instanceof FileDaemonError) throw this.nodeEnv;
+      extras = messageOptions(this.def, this.nodeEnv, msg);
     } catch (err) {
       this.fail(msg, err, done);
       return;
@@ -91,7 +106,7 @@ export class ExecRunner {
         else queueSignal.addEventListener("abort", forward, { once: true });
         this.submissions.add(submission);
         if (this.env.verbose) this.node.log(`running: ${command}`);
-        const options = { timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds() };
+        const options = { ...extras, timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds(), ...(this.def.stream === true ? { onLine: (line: OutputLine) => send([null, lineMessage(line)]) } : {}) };
         return submitCommand(command, commandsFile, resultsFile, sleepTime, options).finally(() => {
           this.submissions.delete(submission);
           queueSignal.removeEventListener("abort", forward);
@@ -136,6 +151,7 @@ export class ExecRunner {
       return;
     }
     applyResult(msg, result, capture);
+    if (this.def.stream === true) applyStreamCounts(msg, result);
     this.idleStatus = resultStatus(result, this.env.t);
     this.showStatus();
     send(msg);
@@ -147,6 +163,7 @@ export class ExecRunner {
     const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
     if (result !== null) {
       msg.rc = returnCode(result);
+      if (this.def.stream === true) applyStreamCounts(msg, result);
       if (this.def.capture === true) {
         msg.stdout = result.stdout?.toString("utf8") ?? "";
         msg.stderr = result.stderr?.toString("utf8") ?? "";
@@ -202,4 +219,23 @@ function closedError(err: unknown): Error {
   const code = errorCode(cause);
   const message = code === "KILLED" ? `${CLOSED}; its running command was killed` : `${CLOSED}: ${cause.message}`;
   return new FileDaemonError(isErrorCode(code) ? code : "QUEUE_CLOSED", message, { cause });
+}
+
+function envSetting(text: string | undefined): Readonly<Record<string, string>> | FileDaemonError {
+  try {
+    return parseEnvSetting(text);
+  } catch (err) {
+    return err instanceof FileDaemonError ? err : new FileDaemonError("BAD_OPTION", String(err));
+  }
+}
+
+/** A line of output as a message of the second output. */
+function lineMessage(line: OutputLine): NodeMessage {
+  return { payload: line.text, topic: line.stream, seq: line.seq, id: line.id, partial: line.partial, ...(line.missed > 0 ? { missed: line.missed } : {}) };
+}
+
+/** msg.streamed (lines the command printed) and msg.missed (lines of them not sent, because the node fell behind). */
+function applyStreamCounts(msg: NodeMessage, result: CommandResult): void {
+  msg.streamed = result.streamed ?? 0;
+  msg.missed = result.missed ?? 0;
 }
