@@ -111,8 +111,9 @@ describe("following a command's output (stream)", function () {
     const error = await killed.done.catch((err: unknown) => err);
     assert.ok(error instanceof CommandFailedError, String(error));
     assert.equal(error.code, "KILLED");
-    assert.equal(error.result?.streamed, 2);
-    assert.equal(error.result?.missed, 0);
+    assert.ok(error.result !== null);
+    assert.equal(error.result.streamed, 2);
+    assert.equal(error.result.missed, 0);
     assert.deepEqual(killed.lines.map((line) => `${line.stream}:${line.text}`), ["stdout:one", "stderr:two"]);
     const timedOut = follow("echo before; sleep 30", { timeout: 0.5 });
     const timeout = await timedOut.done.catch((err: unknown) => err);
