@@ -11,7 +11,7 @@ import { FAILURE_CODES } from "../protocol/outcome-codes";
 import { writeFileAtomicSync } from "../protocol/io/atomic-write";
 import { encodeKillRequest, isSignalName } from "../protocol/kill-request";
 import { isOwnerGone, pidNamespace } from "../protocol/io/liveness";
-import { effectiveStale } from "../protocol/limits";
+import { DEFAULT_FILE_MODE, effectiveStale } from "../protocol/limits";
 import { channelFiles, daemonFiles, lockPath, type ChannelFiles, type DaemonFiles } from "../protocol/paths";
 import { decodeResults, type DoneRecord, type Outcome } from "../protocol/result-record";
 import type { TraceAnchor } from "../protocol/taken-trace";
@@ -124,6 +124,8 @@ class Submission {
   private readonly releaseWatch: () => void;
   /** The daemon's published staleness unless the caller set one. */
   private stale: number;
+  /** The daemon's published file mode (§3): every file this submitter creates gets it. */
+  private fileMode = DEFAULT_FILE_MODE;
   private readonly timeoutMs: number;
   private readonly daemonWaitMs: number;
   /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
@@ -218,7 +220,7 @@ class Submission {
       if (decision.kind === "skip") return null;
       applyWrites(state, decision.writes);
       return { anchor: decision.anchor };
-    });
+    }, this.fileMode);
   }
 
   /** Waits for the command's result on `channel`; "vanished" when it provably never started. */
@@ -249,7 +251,7 @@ class Submission {
         const step = withChannelLocked(channel, { stale: this.stale }, (state) => {
           const decision = look(state, { id, anchor, seenRunning, aborted, daemonAlive: () => this.daemonAliveOrExcused(this.runningWaitMs), daemonExpected: () => this.daemonAliveOrExcused(this.daemonWaitMs) });
           return this.act(channel, decision, (writes) => applyWrites(state, writes), () => state.confirmHeld());
-        });
+        }, this.fileMode);
         if (!step.held) busy = true;
         else if (step.value === "running") seenRunning = true;
         else if (step.value !== "pending") return step.value;
@@ -310,7 +312,7 @@ class Submission {
     this.killRequested = true;
     const reason: unknown = this.options.signal?.reason;
     try {
-      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }));
+      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }), this.fileMode);
     } catch (err) {
       throw fromFsError(err, channel.kill, "cannot ask the daemon to kill the command:");
     }
@@ -343,6 +345,7 @@ class Submission {
       const mismatch = checkServes(daemon, this.files);
       if (mismatch !== null) throw mismatch;
       this.deadSince = null;
+      this.fileMode = daemon.fileMode;
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;
     }

@@ -12,6 +12,7 @@ import { decodeKillRequest } from "../protocol/kill-request";
 import { newTrace } from "../protocol/taken-trace";
 import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
+import type { AllowPolicy } from "./allow-policy";
 import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { maxChannelFileBytes } from "../protocol/limits";
 import { runCommand, type RunOptions, type RunningCommand } from "./run-command";
@@ -20,6 +21,8 @@ import type { WarmShells } from "./warm-shells";
 export interface ChannelContext {
   readonly lock: LockOptions;
   readonly fileMode: number;
+  /** The daemon's --allow policy, or null: every valid command may run. */
+  readonly policy: AllowPolicy | null;
   readonly run: Omit<RunOptions, "timeoutMs" | "capture">;
   /** A finished result nobody collects is cleared after this long (daemon's own clock). */
   readonly resultTtlMs: number;
@@ -135,7 +138,7 @@ export class DaemonChannel {
   }
 
   private refusal(record: CommandRecord): string | null {
-    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command);
+    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command) ?? this.ctx.policy?.refusal(record.command) ?? null;
   }
 
   private start(record: CommandRecord): void {
