@@ -92,6 +92,7 @@ MAX_SLEEP_TIME = 3600.0
 MAX_TIMEOUT = 2_147_483.0
 #: How many times a command that vanished before it started is placed again.
 MAX_REPLACEMENTS = 3
+#: Mode of the files a submitter creates unless the daemon publishes another (PROTOCOL.md §3 ``fileMode``).
 FILE_MODE = 0o600
 LOCK_MODE = 0o700
 
@@ -305,17 +306,19 @@ def _read(path: str) -> bytes:
         raise _fs_error(err, path, "read") from err
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Replaces ``path`` with ``data`` in one step: a temp file in the same directory, renamed over it."""
+def _write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replaces ``path`` with ``data`` in one step: a temp file in the same directory, renamed over
+    it. The file gets ``mode`` exactly, whatever the umask (PROTOCOL.md section 1)."""
     temp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         # Exclusively (O_EXCL): never write through a name that exists, someone else's or a link.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as err:
         raise _fs_error(err, path, "write") from err
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            os.fchmod(handle.fileno(), mode)  # the umask may have narrowed it
         _give_to_directory_owner(temp)
         os.rename(temp, path)
     except OSError as err:
@@ -526,6 +529,8 @@ class _Daemon:
     results: str
     stale: Optional[float]
     """The daemon's lock staleness in seconds, or None when it published none."""
+    file_mode: int = FILE_MODE
+    """The mode the daemon publishes for every file a submitter creates (``fileMode``)."""
 
 
 def _read_info(files: _Files) -> bytes:
@@ -565,7 +570,16 @@ def _live_daemon(files: _Files) -> Optional[_Daemon]:
     channels = _as_int(meta.get("channels"))
     stale = meta.get("stale")
     stale_s = stale / 1000 if isinstance(stale, (int, float)) and not isinstance(stale, bool) and math.isfinite(stale) and stale > 0 else None
-    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1, meta.get("v"), commands, results, stale_s)
+    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1, meta.get("v"), commands, results, stale_s, _file_mode(meta.get("fileMode")))
+
+
+def _file_mode(value: object) -> int:
+    """The published ``fileMode`` (PROTOCOL.md §3): an octal string of a mode the owner may read
+    and write and nobody else write; anything else reads as 0600."""
+    if not isinstance(value, str) or re.fullmatch(r"0?[0-7]{3}", value) is None:
+        return FILE_MODE
+    mode = int(value, 8)
+    return mode if mode & 0o600 == 0o600 and mode & 0o002 == 0 else FILE_MODE
 
 
 def _serves(daemon: _Daemon, files: _Files) -> Optional[FileDaemonError]:
@@ -728,9 +742,10 @@ def _unlock(path: str, mark: Optional[_Mark]) -> None:
 class _Held:
     """Both locks of a channel, held: every write first checks that they are still ours (design F)."""
 
-    def __init__(self, channel: _Channel, marks: Dict[str, _Mark]) -> None:
+    def __init__(self, channel: _Channel, marks: Dict[str, _Mark], file_mode: int = FILE_MODE) -> None:
         self.channel = channel
         self.marks = marks
+        self.file_mode = file_mode
 
     def check(self) -> None:
         for path, mark in self.marks.items():
@@ -739,13 +754,13 @@ class _Held:
 
     def write(self, path: str, data: bytes) -> None:
         self.check()
-        _write_atomic(path, data)
+        _write_atomic(path, data, self.file_mode)
 
 
 _T = TypeVar("_T")
 
 
-def _locked(channel: _Channel, stale: float, action: Callable[[_Held], _T]) -> Union[_T, str]:
+def _locked(channel: _Channel, stale: float, action: Callable[[_Held], _T], file_mode: int = FILE_MODE) -> Union[_T, str]:
     """Runs ``action`` holding the commands lock, then the results lock. Returns "busy" (holding
     nothing) when either is busy, or when one was lost to a stale takeover while we held it."""
     commands_mark = _try_lock(channel.commands, stale)
@@ -756,7 +771,7 @@ def _locked(channel: _Channel, stale: float, action: Callable[[_Held], _T]) -> U
         if results_mark is None:
             return _BUSY
         try:
-            return action(_Held(channel, {channel.commands: commands_mark, channel.results: results_mark}))
+            return action(_Held(channel, {channel.commands: commands_mark, channel.results: results_mark}, file_mode))
         except _LockLost:
             return _BUSY
         finally:
@@ -792,6 +807,8 @@ class _Submission:
         self.anchor: _Anchor = None
         self.dead_since: Optional[float] = None
         self.stale = options.stale if options.stale is not None else DEFAULT_STALE
+        self.file_mode = FILE_MODE
+        """The daemon's published file mode: every file this submitter creates gets it."""
         self.pause = BUSY_RETRY
         """The next wait between looks: short while the channel is moving, doubling up to sleep_time."""
         self.busy_pause = BUSY_RETRY
@@ -831,7 +848,7 @@ class _Submission:
 
     def _locked(self, channel: _Channel, action: Callable[[_Held], _T]) -> Union[_T, str]:
         """``_locked`` with our staleness; a busy lock is tried again within ms (design J)."""
-        outcome = _locked(channel, self.stale, action)
+        outcome = _locked(channel, self.stale, action, self.file_mode)
         if outcome == _BUSY:
             self.busy = True
         else:
@@ -903,6 +920,7 @@ class _Submission:
             if mismatch is not None:
                 raise mismatch
             self.dead_since = None
+            self.file_mode = daemon.file_mode
             if self.options.stale is None:
                 self.stale = max(MIN_STALE, daemon.stale if daemon.stale is not None else DEFAULT_STALE)
             return daemon
@@ -1028,7 +1046,7 @@ class _Submission:
             print(f"file_daemon: interrupted, but {channel.commands} stayed locked, so the command could not be withdrawn; it may still run", file=sys.stderr)
         if state != "running":
             return
-        _write_atomic(channel.kill, f"{self.id}\n".encode("utf-8"))
+        _write_atomic(channel.kill, f"{self.id}\n".encode("utf-8"), self.file_mode)
         with contextlib.suppress(FileDaemonError, _Vanished):
             self._wait(channel)
 

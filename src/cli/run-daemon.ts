@@ -36,7 +36,13 @@ Options:
   --kill-grace S     seconds between SIGTERM and SIGKILL when killing a command (${DAEMON_DEFAULTS.killGraceMs / 1000})
   --capture-limit N  bytes of stdout and of stderr kept per command when asked (${DAEMON_DEFAULTS.captureLimit})
   --stale MS         lock staleness in ms; every party must use the same value (${DEFAULT_STALE_MS})
-  --file-mode MODE   mode of files the daemon creates, octal (default 0${DAEMON_DEFAULTS.fileMode.toString(8)})
+  --file-mode MODE   mode of files the daemon creates, octal (default 0${DAEMON_DEFAULTS.fileMode.toString(8)}); published in
+                     COMMANDS.daemon: submitters create their files with it too (0660 shares
+                     the files with the directory's group)
+  --allow FILE       run only commands that a pattern of FILE allows (one per line, the
+                     config node's allowlist syntax); every other command gets a refused
+                     result, whoever wrote it. FILE must be writable by the daemon's user or
+                     root only; SIGHUP reads it again (a bad new file keeps the old one)
   --umask MODE       umask with --detach, octal (default 0${DETACHED_UMASK.toString(8).padStart(3, "0")})
   --user NAME        when started as root, switch to this user (and its groups) before
                      serving; the files' directory, --log and --pidfile must be its to write
@@ -59,6 +65,7 @@ const RUN_OPTIONS = {
   "capture-limit": { type: "string" },
   stale: { type: "string" },
   "file-mode": { type: "string" },
+  allow: { type: "string" },
   umask: { type: "string" },
   user: { type: "string" },
   "no-watch": { type: "boolean" },
@@ -135,6 +142,7 @@ export async function runDaemonCli(args: string[]): Promise<number> {
     ...defined("captureLimit", positiveInt(values["capture-limit"], "capture-limit")),
     ...defined("stale", positiveInt(values.stale, "stale")),
     ...defined("fileMode", octal(values["file-mode"], "file-mode")),
+    ...(values.allow === undefined ? {} : { allow: path.resolve(values.allow) }),
     watch: !values["no-watch"],
     log,
   });
@@ -147,6 +155,7 @@ export async function runDaemonCli(args: string[]): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {
     if (log.reopen()) log.info("SIGHUP received: log reopened");
+    daemon.reloadPolicy();
   });
   if (supervisedMs !== null) {
     const unwatch = watchSupervision({
@@ -295,7 +304,7 @@ function absolutePathArgs(args: string[]): string[] {
       out.push(positional < 2 || (positional === 2 && token.value === "run") ? path.resolve(token.value) : token.value);
       positional++;
     } else if (token.kind === "option" && token.name !== "detach") {
-      const value = token.value === undefined ? [] : [token.name === "pidfile" || token.name === "log" ? path.resolve(token.value) : token.value];
+      const value = token.value === undefined ? [] : [token.name === "pidfile" || token.name === "log" || token.name === "allow" ? path.resolve(token.value) : token.value];
       out.push(`--${token.name}`, ...value);
     }
   }

@@ -148,14 +148,14 @@ class Submission {
   private readonly releaseWatch: () => void;
   /** The daemon's published staleness unless the caller set one. */
   private stale: number;
+  /** The daemon's published file mode (§3): every file this submitter creates gets it. */
+  private fileMode = DEFAULT_FILE_MODE;
   private readonly timeoutMs: number;
   private readonly daemonWaitMs: number;
   /** A running command's daemon that died is waited for only as long as the caller asked (a restart's recovery report); by default not at all. */
   private readonly runningWaitMs: number;
   private deadSince: number | null = null;
   private killRequested = false;
-  /** The mode of the files this submitter creates. */
-  private readonly fileMode = DEFAULT_FILE_MODE;
   private follower: StreamFollower | null = null;
 
   constructor(
@@ -247,7 +247,7 @@ class Submission {
       if (decision.kind === "skip") return null;
       applyWrites(state, decision.writes);
       return { anchor: decision.anchor };
-    });
+    }, this.fileMode);
   }
 
   /** `await`, and for a followed command its output meanwhile: every line is handed on before the result. */
@@ -319,7 +319,7 @@ class Submission {
         const step = withChannelLocked(channel, { stale: this.stale }, (state) => {
           const decision = look(state, { id, anchor, seenRunning, aborted, daemonAlive: () => this.daemonAliveOrExcused(this.runningWaitMs), daemonExpected: () => this.daemonAliveOrExcused(this.daemonWaitMs) });
           return this.act(channel, decision, (writes) => applyWrites(state, writes), () => state.confirmHeld());
-        });
+        }, this.fileMode);
         if (!step.held) busy = true;
         else if (step.value === "running") seenRunning = true;
         else if (step.value !== "pending") return step.value;
@@ -382,7 +382,7 @@ class Submission {
     this.killRequested = true;
     const reason: unknown = this.options.signal?.reason;
     try {
-      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }));
+      writeFileAtomicSync(channel.kill, encodeKillRequest({ id, signal: isSignalName(reason) ? reason : "SIGTERM" }), this.fileMode);
     } catch (err) {
       throw fromFsError(err, channel.kill, "cannot ask the daemon to kill the command:");
     }
@@ -418,6 +418,7 @@ class Submission {
       const unsupported = supportsFeatures(daemon, this.extras.features);
       if (unsupported !== null) throw unsupported;
       this.deadSince = null;
+      this.fileMode = daemon.fileMode;
       if (this.options.stale === undefined) this.stale = effectiveStale(daemon.stale);
       return daemon;
     }

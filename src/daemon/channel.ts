@@ -12,6 +12,7 @@ import { decodeKillRequest } from "../protocol/kill-request";
 import { newTrace } from "../protocol/taken-trace";
 import { expire, publish, recover, take } from "../protocol/transitions";
 import type { Logger } from "../shared/log";
+import type { AllowPolicy } from "./allow-policy";
 import { unreadableFileReason, unsafeCommandsReason } from "./file-safety";
 import { maxChannelFileBytes } from "../protocol/limits";
 import { OutputStream, removeStreamFiles } from "./output-stream";
@@ -21,6 +22,8 @@ import type { WarmShells } from "./warm-shells";
 export interface ChannelContext {
   readonly lock: LockOptions;
   readonly fileMode: number;
+  /** The daemon's --allow policy, or null: every valid command may run. */
+  readonly policy: AllowPolicy | null;
   readonly run: RunOptions;
   /** A finished result nobody collects is cleared after this long (daemon's own clock). */
   readonly resultTtlMs: number;
@@ -138,7 +141,12 @@ export class DaemonChannel {
   }
 
   private refusal(record: CommandRecord): string | null {
-    return unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ?? invalidReason(record.command) ?? (record.cwd === null ? null : unusableCwdReason(record.cwd));
+    return (
+      unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ??
+      invalidReason(record.command) ??
+      this.ctx.policy?.refusal(record.command) ??
+      (record.cwd === null ? null : unusableCwdReason(record.cwd))
+    );
   }
 
   private start(record: CommandRecord): void {

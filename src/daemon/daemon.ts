@@ -10,6 +10,7 @@ import { channelFiles, daemonFiles, lockPath, type DaemonFiles } from "../protoc
 import type { Logger } from "../shared/log";
 import { checkPath } from "../shared/settings";
 import { VERSION } from "../shared/version";
+import { AllowPolicy } from "./allow-policy";
 import { DaemonChannel } from "./channel";
 import { checkFilesAreSafe } from "./file-safety";
 import { resolveDaemonOptions, type DaemonOptions, type ResolvedDaemonOptions } from "./options";
@@ -50,6 +51,7 @@ export class Daemon {
     readonly info: DaemonInfo,
     private readonly options: ResolvedDaemonOptions,
     runToken: string,
+    private readonly policy: AllowPolicy | null,
   ) {
     this.log = options.log;
     this.watch = new DirectoryWatch(files.directories, options.watch);
@@ -58,6 +60,7 @@ export class Daemon {
     const ctx = {
       lock: { stale: info.stale },
       fileMode,
+      policy,
       run: {
         shell: options.shell,
         captureLimit,
@@ -89,6 +92,7 @@ export class Daemon {
       }
     }
     checkFilesAreSafe(files, channels, options.fileMode, maxChannelFileBytes(options.captureLimit));
+    const policy = options.allow === undefined ? null : AllowPolicy.load(options.allow);
     const info: DaemonInfo = {
       commands: files.commands,
       results: files.results,
@@ -100,8 +104,10 @@ export class Daemon {
       version: VERSION,
       startedAt: new Date().toISOString(),
       features: COMMAND_FEATURES,
+      fileMode: options.fileMode,
+      allow: policy?.file ?? null,
     };
-    const daemon = new Daemon(files, info, options, randomBytes(8).toString("hex"));
+    const daemon = new Daemon(files, info, options, randomBytes(8).toString("hex"), policy);
     await daemon.takeFiles();
     return daemon;
   }
@@ -126,10 +132,33 @@ export class Daemon {
       throw err;
     }
     this.log.info(`serving ${this.files.commands} -> ${this.files.results} (${this.info.channels} channel(s), sleep ${this.info.sleepTime} s)`);
+    if (this.policy !== null) this.logPolicy("");
     // The first command should not wait for a fork either (after the log line, which says the
     // daemon serves from the moment its info file does).
     this.warmShells.refill(this.options);
     this.loopDone = this.loop();
+  }
+
+  /**
+   * Reads the --allow file again (SIGHUP). A file that became unreadable, invalid or unsafe
+   * leaves the policy in force as it was, and the log says why.
+   */
+  reloadPolicy(): void {
+    if (this.policy === null) return;
+    try {
+      this.policy.reload();
+    } catch (err) {
+      this.log.error(`${err instanceof Error ? err.message : String(err)}; the allow file read before stays in force`);
+      return;
+    }
+    this.logPolicy("reread: ");
+  }
+
+  private logPolicy(prefix: string): void {
+    if (this.policy === null) return;
+    const { file, patterns } = this.policy;
+    if (patterns === 0) this.log.error(`${prefix}${file} holds no pattern: every command is refused`);
+    else this.log.info(`${prefix}only commands allowed by ${file} run (${patterns} pattern(s))`);
   }
 
   /** Creates a channel file (or checks that an existing one can be written), saying what to fix. */

@@ -24,6 +24,8 @@ export interface DaemonOptions {
   /** Use change events; false polls every sleep_time only. */
   readonly watch?: boolean;
   readonly fileMode?: number;
+  /** A file of allowlist patterns (src/shared/allowlist.ts): every command no pattern matches is refused. */
+  readonly allow?: string;
   readonly uid?: number;
   readonly gid?: number;
   readonly pidfile?: string;
@@ -43,7 +45,8 @@ export const DAEMON_DEFAULTS = {
 } as const;
 
 /** Every option checked and given its value, once. */
-export interface ResolvedDaemonOptions extends Required<Omit<DaemonOptions, "uid" | "gid" | "pidfile">> {
+export interface ResolvedDaemonOptions extends Required<Omit<DaemonOptions, "uid" | "gid" | "pidfile" | "allow">> {
+  readonly allow: string | undefined;
   readonly sleepMs: number;
   readonly uid: number | undefined;
   readonly gid: number | undefined;
@@ -69,6 +72,7 @@ export function resolveDaemonOptions(options: DaemonOptions): ResolvedDaemonOpti
     uid: options.uid,
     gid: options.gid,
     pidfile: options.pidfile,
+    allow: options.allow,
     log: options.log ?? silentLogger,
   };
 }

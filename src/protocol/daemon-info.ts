@@ -1,5 +1,6 @@
 import { isPid, parseJsonLine } from "./command-line";
 import { FileDaemonError } from "./errors";
+import { DEFAULT_FILE_MODE } from "./limits";
 import { PROTOCOL_VERSION } from "./version";
 import type { DaemonFiles } from "./paths";
 
@@ -18,6 +19,13 @@ export interface DaemonInfo {
   readonly startedAt: string;
   /** The line 2 options this daemon honours beyond version 1's first set (§3, "features"). */
   readonly features: readonly CommandFeature[];
+  /**
+   * The mode of the files the daemon creates, and that submitters MUST give the files they
+   * create (§3): published as an octal string (`"0660"`); absent or unusable reads as 0600.
+   */
+  readonly fileMode: number;
+  /** The daemon's allow file (`--allow`): only commands it allows are run; null = no policy. */
+  readonly allow: string | null;
 }
 
 /** Line 2 options added after the first release of version 1; a daemon lists those it honours. */
@@ -25,7 +33,24 @@ export const COMMAND_FEATURES = ["cwd", "env", "stdin", "stream"] as const;
 export type CommandFeature = (typeof COMMAND_FEATURES)[number];
 
 export function encodeDaemonInfo(info: DaemonInfo): string {
-  return `${JSON.stringify({ v: PROTOCOL_VERSION, ...info })}\n`;
+  return `${JSON.stringify({ v: PROTOCOL_VERSION, ...info, fileMode: encodeFileMode(info.fileMode) })}\n`;
+}
+
+/** A file mode as COMMANDS.daemon publishes it: four octal digits, `"0660"`. */
+export function encodeFileMode(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+/**
+ * The published `fileMode` (§3): an octal string of a mode that lets the owner read and write
+ * and nobody else write. Anything else (absent, a number, world-writable) reads as 0600: a
+ * submitter never creates files more open than the protocol's default on a daemon's word it
+ * cannot use.
+ */
+export function decodeFileMode(value: unknown): number {
+  if (typeof value !== "string" || !/^0?[0-7]{3}$/.test(value)) return DEFAULT_FILE_MODE;
+  const mode = parseInt(value, 8);
+  return (mode & 0o600) === 0o600 && (mode & 0o002) === 0 ? mode : DEFAULT_FILE_MODE;
 }
 
 /** Decodes `COMMANDS.daemon`; null when it is not one (missing fields, garbage). `v` is kept as read. */
@@ -49,6 +74,8 @@ export function decodeDaemonInfo(content: string): PublishedInfo | null {
     version: typeof meta.version === "string" ? meta.version : "unknown",
     startedAt: typeof meta.startedAt === "string" ? meta.startedAt : "",
     features: Array.isArray(meta.features) ? COMMAND_FEATURES.filter((feature) => (meta.features as unknown[]).includes(feature)) : [],
+    fileMode: decodeFileMode(meta.fileMode),
+    allow: typeof meta.allow === "string" ? meta.allow : null,
   };
 }
 

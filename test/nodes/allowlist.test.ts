@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Daemon } from "../../src/daemon/daemon";
-import { Allowlist, migrateAllowlist } from "../../src/nodes/file-daemon/allowlist";
+import { migrateAllowlist } from "../../src/nodes/file-daemon/allowlist";
+import { Allowlist } from "../../src/shared/allowlist";
 import { execFlow, helper, Inbox, node, OUR_NODES, useTestFiles, waitForStatus, type FlowNode, type Msg } from "./support";
 
 type Row = readonly [pattern: string, command: string, allowed: boolean];

@@ -136,7 +136,7 @@ class Vectors(unittest.TestCase):
                     continue
                 self.assertIsNotNone(daemon)
                 stale_ms = 10_000 if daemon.stale is None else round(daemon.stale * 1000)
-                got = {"v": daemon.v, "commands": daemon.commands, "results": daemon.results, "pid": daemon.pid, "channels": daemon.channels, "stale": stale_ms}
+                got = {"v": daemon.v, "commands": daemon.commands, "results": daemon.results, "pid": daemon.pid, "channels": daemon.channels, "stale": stale_ms, "fileMode": daemon.file_mode}
                 self.assertEqual(got, {key: want[key] for key in got})
 
     def test_serves_files(self):

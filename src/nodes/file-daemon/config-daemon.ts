@@ -6,7 +6,7 @@ import { daemonFiles } from "../../protocol/paths";
 import { FileDaemonError } from "../../protocol/errors";
 import { ensureDefaultDirectory } from "../../shared/default-directory";
 import { pause } from "../../shared/pause";
-import type { Allowlist } from "./allowlist";
+import type { Allowlist } from "../../shared/allowlist";
 import { healthStatus, problemStatusKey, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
 import { claim, leaveRunning } from "./daemon-handover";
 import type { DaemonSettings } from "./daemon-settings";

@@ -1,6 +1,6 @@
 import type { StartProblem } from "../../supervisor/start-problem";
 import { FileDaemonError } from "../../protocol/errors";
-import type { Allowlist } from "./allowlist";
+import type { Allowlist } from "../../shared/allowlist";
 import type { Node, NodeStatus, Translate } from "../node-red-types";
 
 /** The daemon's health as exec nodes see it, in managed or external mode. */

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { channelCount, checkPath, DEFAULT_SLEEP_TIME, sleepTimeMs } from "../../shared/settings";
 import { FileDaemonError } from "../../protocol/errors";
-import { Allowlist } from "./allowlist";
+import { Allowlist } from "../../shared/allowlist";
 import type { NodeDef } from "../node-red-types";
 
 /** A `file-daemon` config node as the editor saves it (numbers may arrive as strings). */

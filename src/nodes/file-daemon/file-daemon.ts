@@ -1,5 +1,6 @@
 import { FileDaemonError } from "../../protocol/errors";
-import { ALLOWLIST_VERSION, migrateAllowlist } from "./allowlist";
+import { ALLOWLIST_VERSION } from "../../shared/allowlist";
+import { migrateAllowlist } from "./allowlist";
 import { ConfigDaemon } from "./config-daemon";
 import type { FileDaemonConfigNode } from "./daemon-connection";
 import { parseDaemonSettings, type FileDaemonDef } from "./daemon-settings";
