@@ -21,6 +21,8 @@ export interface OutputLine {
 interface OpenFile {
   readonly fd: number;
   readonly ino: number;
+  /** With the inode, tells this file from a later one that reuses its inode once it is deleted. */
+  readonly ctimeMs: number;
   readonly decoder: StringDecoder;
   /** Text read but not taken in yet (a line not ended yet, or lines beyond a slice). */
   rest: string;
@@ -42,8 +44,10 @@ export class StreamFollower {
   private current: OpenFile | null = null;
   /** The newest file, opened under the locks at collect before the stream file was removed. */
   private latest: OpenFile | null = null;
-  /** An inode whose header named another command (a leftover): not opened again. */
-  private foreignIno = -1;
+  /** A file whose header named another command (a leftover): not opened again. */
+  private foreign: { ino: number; ctimeMs: number } | null = null;
+  /** Collected: the mark is not written any more (it was removed with the stream file). */
+  private detached = false;
   private next = 1;
   private missedTotal = 0;
   private readonly buffer = Buffer.allocUnsafe(SLICE_BYTES);
@@ -85,6 +89,7 @@ export class StreamFollower {
     const newest = this.openPath();
     if (newest !== null && newest.ino !== this.current?.ino) this.latest = newest;
     else if (newest !== null) fs.closeSync(newest.fd);
+    this.detached = true;
     fs.rmSync(this.files.stream, { force: true });
     fs.rmSync(this.files.streamRead, { force: true });
   }
@@ -107,8 +112,8 @@ export class StreamFollower {
     const latest = this.latest;
     this.latest = null;
     if (latest !== null) return latest;
-    const ino = inodeOf(this.files.stream);
-    if (ino === null || ino === this.current?.ino || ino === this.foreignIno) return null;
+    const stat = statOf(this.files.stream);
+    if (stat === null || stat.ino === this.current?.ino || (stat.ino === this.foreign?.ino && stat.ctimeMs === this.foreign.ctimeMs)) return null;
     return this.openPath();
   }
 
@@ -131,7 +136,8 @@ export class StreamFollower {
     } catch {
       return null;
     }
-    return { fd, ino: fs.fstatSync(fd).ino, decoder: new StringDecoder("utf8"), rest: "", header: true };
+    const { ino, ctimeMs } = fs.fstatSync(fd);
+    return { fd, ino, ctimeMs, decoder: new StringDecoder("utf8"), rest: "", header: true };
   }
 
   private consume(file: OpenFile, text: string): void {
@@ -161,12 +167,13 @@ export class StreamFollower {
   private takeHeader(file: OpenFile, line: string): boolean {
     const header = decodeStreamHeader(line);
     if (header === null || header.id !== this.id) {
-      this.foreignIno = file.ino;
+      this.foreign = { ino: file.ino, ctimeMs: file.ctimeMs };
       fs.closeSync(file.fd);
       if (this.current === file) this.current = null;
       return false;
     }
     file.header = false;
+    if (this.detached) return true;
     try {
       writeFileAtomicSync(this.files.streamRead, encodeStreamRead(header.first), this.fileMode);
     } catch {
@@ -176,9 +183,9 @@ export class StreamFollower {
   }
 }
 
-function inodeOf(file: string): number | null {
+function statOf(file: string): fs.Stats | null {
   try {
-    return fs.statSync(file).ino;
+    return fs.statSync(file);
   } catch {
     return null;
   }

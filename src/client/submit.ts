@@ -339,9 +339,10 @@ class Submission {
   private act(channel: ChannelFiles, decision: LookDecision, write: (writes: Writes) => void, confirmHeld: () => void): CommandResult | "pending" | "running" | "vanished" {
     switch (decision.kind) {
       case "collect":
-        write(decision.writes);
-        // The stream file is the follower's to remove, now that nothing more will be appended to it.
+        // The stream file is the follower's to remove, now that nothing more will be appended to
+        // it; first, so that a lock lost while emptying the results leaves it nothing to lose.
         this.follower?.detach();
+        write(decision.writes);
         return this.interpret(decision.done, channel.index);
       case "wait":
         return decision.state;

@@ -81,6 +81,7 @@ class OutputReader {
 
   constructor(
     private readonly subprocess: ChildProcess,
+    private readonly capture: boolean,
     captureLimit: number,
     private readonly output: OutputStream | null,
   ) {
@@ -103,7 +104,7 @@ class OutputReader {
   }
 
   private take(name: "stdout" | "stderr", chunk: Buffer): void {
-    this[name].add(chunk);
+    if (this.capture) this[name].add(chunk);
     if (this.output === null || this.output.write(name, chunk) || this.paused) return;
     this.subprocess.stdout?.pause();
     this.subprocess.stderr?.pause();
@@ -181,7 +182,7 @@ export async function runCommand(command: string, options: RunOptions, wanted: C
     return { pgid: null, finished: Promise.resolve({ ...outcome, ...streamedCount(wanted.output) }), kill: () => undefined };
   }
   const pgid = subprocess.pid ?? null;
-  const reader = new OutputReader(subprocess, options.captureLimit, wanted.output);
+  const reader = new OutputReader(subprocess, wanted.capture, options.captureLimit, wanted.output);
   const { stdout, stderr } = reader;
   const streamsDone = reader.read();
   const killed: { for: { reason: KillReason; message: string } | null } = { for: null };

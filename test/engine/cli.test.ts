@@ -2,7 +2,7 @@
 // same node as the tests) against a real daemon, its exit status, stdout and stderr.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync, writeFileSync } from "node:fs";
 import { CLI, startDaemonProcess, stopDaemonProcess, type DaemonProcess } from "../helpers/daemon-process";
 import { delay } from "../helpers/small";
 import { useTempDir } from "../helpers/temp-dir";
@@ -16,13 +16,14 @@ interface Run {
 }
 
 /** Runs `file-daemon ...args` to its end; resolves on 'close', once its output is all read. */
-function runCli(args: string[], killAfterMs = 20_000): Promise<Run> {
+function runCli(args: string[], killAfterMs = 20_000, input?: Buffer): Promise<Run> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+  child.stdin?.end(input);
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
-  child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+  child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
   const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   return new Promise((resolve, reject) => {
     child.once("error", reject);
@@ -180,6 +181,49 @@ describe("cli: file-daemon submit", function () {
       const text = run.stdout.toString();
       for (const line of [/0-255 +the command's own exit status/, /128\+N +signal N ended the command/, /124 +the command ran past --timeout/, /125 +file-daemon itself failed/]) assert.match(text, line);
       assert.deepEqual((await runCli(["help", "submit"])).stdout, run.stdout);
+    });
+  });
+
+  describe("--follow, --cwd, --env, --stdin (issue #13)", () => {
+    beforeEach(serve);
+
+    it("--follow prints each line as it comes, to stdout or stderr, and exits with the command's status", async () => {
+      const run = await submit("--follow", "--", "seq 20000; echo oops >&2; exit 7");
+      assert.equal(run.code, 7);
+      assert.equal(run.stdout.toString(), `${Array.from({ length: 20_000 }, (_, i) => i + 1).join("\n")}\n`);
+      assert.equal(run.stderr.toString(), "oops\n");
+    });
+
+    it("--follow prints a cut long line back whole, and a last line without newline as it was", async () => {
+      const run = await submit("-f", "--", "head -c 20000 /dev/zero | tr '\\0' x; echo; printf end");
+      assert.equal(run.stdout.toString(), `${"x".repeat(20_000)}\nend\n`);
+    });
+
+    it("--cwd (relative to where it is run), --env NAME=VALUE (repeatable) and --stdin FILE or -", async () => {
+      const input = tmp.file("input");
+      writeFileSync(input, "from a file");
+      const run = await submit("--output", "--cwd", tmp.path, "--env", "A=1", "--env", "B=two=2", "--stdin", input, "--", 'pwd; echo "$A $B"; cat');
+      assert.equal(run.code, 0, run.stderr.toString());
+      assert.equal(run.stdout.toString(), `${realpathSync(tmp.path)}\n1 two=2\nfrom a file`);
+      const piped = await runCli(["submit", "-c", tmp.file("commands"), "-r", tmp.file("results"), "-s", "0.1", "--output", "--stdin", "-", "--", "wc -c"], 20_000, Buffer.alloc(5000, 1));
+      assert.equal(piped.stdout.toString().trim(), "5000");
+    });
+
+    it("bad values: 125 and a message naming the option; nothing runs", async () => {
+      const marker = tmp.file("ran");
+      const cases: [string[], RegExp][] = [
+        [["--env", "NOEQUALS"], /--env expects NAME=VALUE, got 'NOEQUALS'/],
+        [["--env", "1BAD=x"], /env has the name "1BAD"/],
+        [["--cwd", tmp.file("missing")], /the working directory .*missing does not exist/],
+        [["--stdin", tmp.file("no-such-input")], /--stdin .*no-such-input: cannot read it/],
+        [["--follow", "--output"], /--follow prints the output as it comes and --output once it has ended: use one of them/],
+      ];
+      for (const [options, message] of cases) {
+        const run = await submit(...options, "--", `touch '${marker}'`);
+        assert.equal(run.code, 125, options.join(" "));
+        assert.match(run.stderr.toString(), message);
+      }
+      assert.equal(existsSync(marker), false);
     });
   });
 });
