@@ -25,6 +25,14 @@ Usage::
         print(err.code, err)              # TIMEOUT, and what to do about it
         print(err.result)                 # the daemon's result, when there is one
 
+    # In a directory, with variables set and bytes on stdin; each line of output as it comes:
+    result = submit_command(
+        "sort | uniq -c; make test", commands, results, 0.5,
+        cwd="/home/pi/project", env={"LC_ALL": "C"}, stdin=open("words.txt", "rb").read(),
+        on_line=lambda line: print(line.stream, line.text),
+    )
+    print(result.streamed, result.missed)  # lines the daemon streamed, and how many on_line missed
+
 Arguments, in the seed's order: the command (one line of shell), the commands file, the
 results file (the same paths the daemon was started with) and ``sleep_time``, the seconds
 between looks at the files. ``timeout`` (seconds, 0 = none) makes the daemon kill the
@@ -36,6 +44,20 @@ command whose daemon dies fails with ``DAEMON_DIED`` at once, unless ``daemon_wa
 then a restarted daemon's report (``INTERRUPTED``) is awaited that long. A
 missing directory fails at once, whatever ``daemon_wait``. ``stale`` is the lock staleness in
 seconds; by default the one the daemon publishes (at least 2), which all parties must share.
+
+``cwd`` (an absolute path; the daemon refuses a directory it cannot enter, ``BAD_COMMAND``),
+``env`` (a dict of str to str, set over the daemon's own environment; names are letters, digits
+and ``_``, 64 KiB in all) and ``stdin`` (bytes, or a str sent as UTF-8, at most 1 MiB; without
+it stdin is ``/dev/null``) are checked before anything is written. ``on_line`` follows the
+command's output: it is called with an :class:`OutputLine` (``seq``, ``stream`` ``"stdout"`` or
+``"stderr"``, ``text``, ``partial`` for a line over 8192 bytes that goes on in the next one,
+``missed``) for every line, in order, while submit_command waits, and for the rest before it
+returns, also when the command timed out or was killed. A callback that blocks holds up the
+command (its output pipe fills) for up to 5 s per MiB; after that the daemon goes on and the
+lines skipped show as ``missed``; the result's ``streamed`` counts them all. An exception
+raised by ``on_line`` stops further calls; it is raised once the command has ended and its
+result is collected. These need a daemon that lists them in its ``features``
+(else ``INCOMPATIBLE``, naming what it cannot do).
 
 Before placing anything the client checks what the daemon publishes in ``COMMANDS.daemon``: a
 daemon speaking another protocol version is ``INCOMPATIBLE``, one serving other commands or
