@@ -1172,10 +1172,10 @@ class _Vanished(Exception):
 
 
 class _Submission:
-    def __init__(self, files: _Files, options: _Options, extras: _Extras) -> None:
+    def __init__(self, files: _Files, options: _Options, extras: Optional[_Extras] = None) -> None:
         self.files = files
         self.options = options
-        self.extras = extras
+        self.extras = extras if extras is not None else _Extras(None, None, None, None)
         self.follower: Optional[_StreamFollower] = None
         """Reads the command's output while it is waited for (``on_line``)."""
         self.id = str(uuid.uuid4())
