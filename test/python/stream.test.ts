@@ -130,14 +130,15 @@ describe("python client: cwd, env, stdin and following output", function () {
   it("writes the new line 2 keys only when used", async () => {
     const { commands, results } = files();
     fakeDaemon(commands, results, { extra: { features: ["cwd", "env", "stdin", "stream"] } });
+    // Killed while placing, a Python would leave its locks behind (stale after 10 s): each waits until it let go.
     const plain = startStreamPython(commands, results, { command: "true" });
-    await waitFor("the plain command to be pending", () => pendingMeta(commands) !== null);
+    await waitFor("the plain command to be pending, its locks released", () => pendingMeta(commands) !== null && !existsSync(`${commands}.lock`) && !existsSync(`${results}.lock`));
     assert.deepEqual(Object.keys(pendingMeta(commands) ?? {}).sort(), ["capture", "id", "pid", "pidns", "timeout", "v"]);
     plain.kill();
     await plain.done.catch(() => undefined);
     replaceFile(commands, "");
     const full = startStreamPython(commands, results, { command: "true", follow: true, kwargs: `{"cwd": "/", "env": {"A": "1"}, "stdin": b"\\x00\\xff"}` });
-    await waitFor("the command with options to be pending", () => pendingMeta(commands) !== null);
+    await waitFor("the command with options to be pending, its locks released", () => pendingMeta(commands) !== null && !existsSync(`${commands}.lock`) && !existsSync(`${results}.lock`));
     const meta = pendingMeta(commands) as unknown as Record<string, unknown>;
     assert.deepEqual([meta.cwd, meta.env, meta.stdin, meta.stream], ["/", { A: "1" }, "AP8=", true]);
     full.kill();
