@@ -25,6 +25,14 @@ Usage::
         print(err.code, err)              # TIMEOUT, and what to do about it
         print(err.result)                 # the daemon's result, when there is one
 
+    # In a directory, with variables set and bytes on stdin; each line of output as it comes:
+    result = submit_command(
+        "sort | uniq -c; make test", commands, results, 0.5,
+        cwd="/home/pi/project", env={"LC_ALL": "C"}, stdin=open("words.txt", "rb").read(),
+        on_line=lambda line: print(line.stream, line.text),
+    )
+    print(result.streamed, result.missed)  # lines the daemon streamed, and how many on_line missed
+
 Arguments, in the seed's order: the command (one line of shell), the commands file, the
 results file (the same paths the daemon was started with) and ``sleep_time``, the seconds
 between looks at the files. ``timeout`` (seconds, 0 = none) makes the daemon kill the
@@ -36,6 +44,20 @@ command whose daemon dies fails with ``DAEMON_DIED`` at once, unless ``daemon_wa
 then a restarted daemon's report (``INTERRUPTED``) is awaited that long. A
 missing directory fails at once, whatever ``daemon_wait``. ``stale`` is the lock staleness in
 seconds; by default the one the daemon publishes (at least 2), which all parties must share.
+
+``cwd`` (an absolute path; the daemon refuses a directory it cannot enter, ``BAD_COMMAND``),
+``env`` (a dict of str to str, set over the daemon's own environment; names are letters, digits
+and ``_``, 64 KiB in all) and ``stdin`` (bytes, or a str sent as UTF-8, at most 1 MiB; without
+it stdin is ``/dev/null``) are checked before anything is written. ``on_line`` follows the
+command's output: it is called with an :class:`OutputLine` (``seq``, ``stream`` ``"stdout"`` or
+``"stderr"``, ``text``, ``partial`` for a line over 8192 bytes that goes on in the next one,
+``missed``) for every line, in order, while submit_command waits, and for the rest before it
+returns, also when the command timed out or was killed. A callback that blocks holds up the
+command (its output pipe fills) for up to 5 s per MiB; after that the daemon goes on and the
+lines skipped show as ``missed``; the result's ``streamed`` counts them all. An exception
+raised by ``on_line`` stops further calls; it is raised once the command has ended and its
+result is collected. These need a daemon that lists them in its ``features``
+(else ``INCOMPATIBLE``, naming what it cannot do).
 
 Before placing anything the client checks what the daemon publishes in ``COMMANDS.daemon``: a
 daemon speaking another protocol version is ``INCOMPATIBLE``, one serving other commands or
@@ -63,7 +85,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import codecs
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -77,9 +101,9 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
-__all__ = ["CommandResult", "FileDaemonError", "MAX_COMMAND_BYTES", "submit_command"]
+__all__ = ["CommandResult", "FileDaemonError", "MAX_COMMAND_BYTES", "OutputLine", "submit_command"]
 
 PROTOCOL_VERSION = 1
 #: Largest command accepted, in UTF-8 bytes.
@@ -92,6 +116,14 @@ MAX_SLEEP_TIME = 3600.0
 MAX_TIMEOUT = 2_147_483.0
 #: How many times a command that vanished before it started is placed again.
 MAX_REPLACEMENTS = 3
+#: The longest ``cwd``, in UTF-8 bytes (PROTOCOL.md section 4).
+MAX_CWD_BYTES = 4096
+#: The most bytes of ``env``: every name and value, plus 2 per pair (the ``=`` and execve's NUL).
+MAX_ENV_BYTES = 65_536
+#: The most bytes of ``stdin``.
+MAX_STDIN_BYTES = 1024 * 1024
+#: Seconds between looks at the stream file while a command's output is followed.
+FOLLOW_SLEEP = 0.05
 #: Mode of the files a submitter creates unless the daemon publishes another (PROTOCOL.md §3 ``fileMode``).
 FILE_MODE = 0o600
 LOCK_MODE = 0o700
@@ -137,6 +169,10 @@ class CommandResult:
     duration_ms: float
     id: str
     channel: int
+    streamed: Optional[int] = None
+    """For a command followed with ``on_line``: how many lines the daemon gave its output (None otherwise)."""
+    missed: Optional[int] = None
+    """For a followed command: how many of those lines ``on_line`` never got (0 when it kept up)."""
 
     @property
     def return_code(self) -> int:
@@ -146,6 +182,22 @@ class CommandResult:
         if self.signal is not None and self.signal in signal.Signals.__members__:
             return 128 + int(signal.Signals[self.signal])
         return -1
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """A line of a followed command's output (``on_line``), as the daemon streamed it."""
+
+    seq: int
+    """1, 2, 3 ... over stdout and stderr together, in the order the daemon read them."""
+    stream: str
+    """``stdout`` or ``stderr``."""
+    text: str
+    """The line without its end of line; bytes that were not UTF-8 show as U+FFFD."""
+    partial: bool
+    """The line was longer than 8192 bytes: it goes on in the next line of the same stream."""
+    missed: int
+    """Lines this follower did not get just before this one (it fell behind, or the daemon could not write them)."""
 
 
 class FileDaemonError(Exception):
@@ -169,12 +221,22 @@ def submit_command(
     capture: bool = False,
     daemon_wait: Optional[float] = None,
     stale: Optional[float] = None,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    stdin: Union[bytes, str, None] = None,
+    on_line: Optional[Callable[[OutputLine], object]] = None,
 ) -> CommandResult:
     """Runs ``command`` through the daemon serving ``commands``/``results`` and returns its result.
+
+    ``cwd`` (an absolute directory where the daemon runs), ``env`` (variables set over the
+    daemon's environment) and ``stdin`` (bytes, or text sent as UTF-8, at most 1 MiB) shape the
+    command's process; ``on_line`` is called with an :class:`OutputLine` for every line of its
+    output, in order, while it runs (and after, until every line is in).
 
     Never starts a process: only file operations. Raises :class:`FileDaemonError`.
     """
     _validate_command(command)
+    extras = _validate_extras(cwd, env, stdin, on_line)
     files = _Files(_check_path(commands, "commands"), _check_path(results, "results"))
     options = _Options(
         sleep=_check_seconds(sleep_time, "sleep_time", MAX_SLEEP_TIME, zero_ok=False),
@@ -184,7 +246,7 @@ def submit_command(
         running_wait=0 if daemon_wait is None else _check_seconds(daemon_wait, "daemon_wait", MAX_TIMEOUT),
         stale=None if stale is None else max(MIN_STALE, _check_seconds(stale, "stale", MAX_TIMEOUT, zero_ok=False)),
     )
-    return _Submission(files, options).run(command)
+    return _Submission(files, options, extras).run(command)
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -213,6 +275,110 @@ def _validate_command(command: object) -> None:
             "BAD_COMMAND",
             f"the command is {size} bytes long; the limit is {MAX_COMMAND_BYTES} bytes: pass large data through a file instead",
         )
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What a command asks beyond line 1 (PROTOCOL.md section 4, line 2), checked; None = not used."""
+
+    cwd: Optional[str]
+    env: Optional[Dict[str, str]]
+    stdin: Optional[bytes]
+    on_line: Optional[Callable[[OutputLine], object]]
+
+    @property
+    def features(self) -> List[str]:
+        """The daemon features (``COMMANDS.daemon`` ``features``) these need."""
+        used = (("cwd", self.cwd), ("env", self.env), ("stdin", self.stdin), ("stream", self.on_line))
+        return [name for name, value in used if value is not None]
+
+    def line2(self) -> Dict[str, Any]:
+        """The line 2 keys, only those used (a daemon without these features still runs plain commands)."""
+        keys: Dict[str, Any] = {}
+        if self.cwd is not None:
+            keys["cwd"] = self.cwd
+        if self.env is not None:
+            keys["env"] = self.env
+        if self.stdin is not None:
+            keys["stdin"] = base64.b64encode(self.stdin).decode("ascii")
+        if self.on_line is not None:
+            keys["stream"] = True
+        return keys
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _validate_extras(cwd: object, env: object, stdin: object, on_line: object) -> _Extras:
+    """Checks ``cwd``, ``env`` and ``stdin`` by the rules the daemon applies (BAD_COMMAND, before anything is written)."""
+    if on_line is not None and not callable(on_line):
+        raise FileDaemonError("BAD_OPTION", f"on_line must be a function taking an OutputLine, got {type(on_line).__name__}")
+    return _Extras(_checked_cwd(cwd), _checked_env(env), _checked_stdin(stdin), on_line)  # type: ignore[arg-type]
+
+
+def _checked_cwd(cwd: object) -> Optional[str]:
+    if cwd is None:
+        return None
+    text = os.fspath(cwd) if isinstance(cwd, os.PathLike) else cwd
+    if not isinstance(text, str):
+        raise FileDaemonError("BAD_COMMAND", f"cwd must be a str naming a directory, got {type(cwd).__name__}")
+    if not text.startswith("/"):
+        raise FileDaemonError("BAD_COMMAND", f"cwd must be an absolute path (starting with /), got {text[:80]!r}; the daemon resolves nothing against your directory")
+    if "\0" in text:
+        raise FileDaemonError("BAD_COMMAND", "cwd must not contain a NUL character; fix the path")
+    size = _utf8_size(text, "cwd")
+    if size > MAX_CWD_BYTES:
+        raise FileDaemonError("BAD_COMMAND", f"cwd is {size} bytes long; the limit is {MAX_CWD_BYTES}: give a shorter path")
+    return text
+
+
+def _checked_env(env: object) -> Optional[Dict[str, str]]:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise FileDaemonError("BAD_COMMAND", f"env must be a dict of NAME: 'value' str pairs, got {type(env).__name__}")
+    checked: Dict[str, str] = {}
+    size = 0
+    for name, value in env.items():
+        if not isinstance(name, str) or _ENV_NAME.match(name) is None:
+            raise FileDaemonError(
+                "BAD_COMMAND", f"env has the name {name!r}; a variable name is a letter or _ followed by letters, digits or _: rename it"
+            )
+        if not isinstance(value, str):
+            raise FileDaemonError("BAD_COMMAND", f"env {name} must be a str, got {type(value).__name__}; convert it to text first")
+        if "\0" in value:
+            raise FileDaemonError("BAD_COMMAND", f"env {name} contains a NUL character, which no environment variable can hold; remove it")
+        size += len(name) + _utf8_size(value, f"env {name}") + 2
+        checked[name] = value
+    if size > MAX_ENV_BYTES:
+        raise FileDaemonError(
+            "BAD_COMMAND", f"env is {size} bytes long; the limit is {MAX_ENV_BYTES}: pass large data through a file or stdin instead"
+        )
+    return checked
+
+
+def _checked_stdin(stdin: object) -> Optional[bytes]:
+    if stdin is None:
+        return None
+    if isinstance(stdin, str):
+        _utf8_size(stdin, "stdin")  # raises for a lone surrogate
+        data = stdin.encode("utf-8")
+    elif isinstance(stdin, (bytes, bytearray, memoryview)):
+        data = bytes(stdin)
+    else:
+        raise FileDaemonError("BAD_COMMAND", f"stdin must be bytes or a str, got {type(stdin).__name__}")
+    if len(data) > MAX_STDIN_BYTES:
+        raise FileDaemonError(
+            "BAD_COMMAND", f"stdin is {len(data)} bytes long; the limit is {MAX_STDIN_BYTES} (1 MiB): pass larger data through a file"
+        )
+    return data
+
+
+def _utf8_size(text: str, name: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise FileDaemonError("BAD_COMMAND", f"{name} is not valid Unicode text (it holds a lone surrogate); fix its encoding") from None
 
 
 def _check_path(path: object, name: str) -> str:
@@ -404,8 +570,9 @@ def _is_id(value: object) -> bool:
 # --- records ---------------------------------------------------------------------------------
 
 
-def _encode_command(command: str, command_id: str, timeout_ms: int, capture: bool) -> bytes:
+def _encode_command(command: str, command_id: str, timeout_ms: int, capture: bool, extras: Optional[Dict[str, Any]] = None) -> bytes:
     meta = {"v": PROTOCOL_VERSION, "id": command_id, "pid": os.getpid(), "pidns": _own_pid_namespace(), "timeout": timeout_ms, "capture": capture}
+    meta.update(extras or {})
     return f"{command}\n{json.dumps(meta, separators=(',', ':'))}\n".encode("utf-8")
 
 
@@ -474,7 +641,13 @@ def _result_of(record: _Record, channel: int) -> CommandResult:
         duration_ms=duration if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration) else 0,
         id=record.id,
         channel=channel,
+        streamed=_as_count(meta.get("streamed")),
     )
+
+
+def _as_count(value: object) -> Optional[int]:
+    number = _as_int(value)
+    return number if number is not None and number >= 0 else None
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -531,6 +704,9 @@ class _Daemon:
     """The daemon's lock staleness in seconds, or None when it published none."""
     file_mode: int = FILE_MODE
     """The mode the daemon publishes for every file a submitter creates (``fileMode``)."""
+    features: Tuple[str, ...] = ()
+    """The line 2 options added after version 1 first shipped that it honours (PROTOCOL.md section 3)."""
+    version: str = "unknown"
 
 
 def _read_info(files: _Files) -> bytes:
@@ -570,7 +746,34 @@ def _live_daemon(files: _Files) -> Optional[_Daemon]:
     channels = _as_int(meta.get("channels"))
     stale = meta.get("stale")
     stale_s = stale / 1000 if isinstance(stale, (int, float)) and not isinstance(stale, bool) and math.isfinite(stale) and stale > 0 else None
-    return _Daemon(pid, channels if channels is not None and channels >= 1 else 1, meta.get("v"), commands, results, stale_s, _file_mode(meta.get("fileMode")))
+    features = meta.get("features")
+    known = tuple(name for name in _FEATURES if isinstance(features, list) and name in features)
+    version = meta.get("version")
+    return _Daemon(
+        pid, channels if channels is not None and channels >= 1 else 1, meta.get("v"), commands, results, stale_s,
+        _file_mode(meta.get("fileMode")), known, version if isinstance(version, str) else "unknown",
+    )
+
+
+#: What each line 2 option of ``features`` lets a command do, for INCOMPATIBLE's message.
+_FEATURES = {
+    "cwd": "set a command's working directory",
+    "env": "set a command's environment",
+    "stdin": "write to a command's standard input",
+    "stream": "stream a command's output",
+}
+
+
+def _unsupported(daemon: _Daemon, used: List[str], files: _Files) -> Optional[FileDaemonError]:
+    """INCOMPATIBLE when the daemon does not list every feature the command uses (it would refuse it)."""
+    missing = [name for name in used if name not in daemon.features]
+    if not missing:
+        return None
+    return FileDaemonError(
+        "INCOMPATIBLE",
+        f"the file-daemon serving {files.commands} (version {daemon.version}) cannot "
+        f"{' or '.join(_FEATURES[name] for name in missing)}: upgrade it to the version of this client; nothing was written",
+    )
 
 
 def _file_mode(value: object) -> int:
@@ -580,6 +783,7 @@ def _file_mode(value: object) -> int:
         return FILE_MODE
     mode = int(value, 8)
     return mode if mode & 0o600 == 0o600 and mode & 0o002 == 0 else FILE_MODE
+
 
 
 def _serves(daemon: _Daemon, files: _Files) -> Optional[FileDaemonError]:
@@ -780,6 +984,191 @@ def _locked(channel: _Channel, stale: float, action: Callable[[_Held], _T], file
         _unlock(channel.commands, commands_mark)
 
 
+# --- following a command's output (R.stream) ------------------------------------------------
+
+_STREAM_HEADER = re.compile(r"stream (\S+) ([1-9][0-9]{0,15})\Z")
+_STREAM_RECORD = re.compile(r"([1-9][0-9]{0,15}) ([oe])(\+?) ", re.ASCII)
+#: Bytes read from a stream file per call of os.read.
+_SLICE_BYTES = 64 * 1024
+
+
+class _OpenStream:
+    """A stream file the follower holds open, and where it is in it."""
+
+    def __init__(self, fd: int, key: Tuple[int, int]) -> None:
+        self.fd = fd
+        self.key = key
+        """(st_ino, st_ctime_ns): a file renamed into place later is another file, even on a reused inode."""
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.rest = ""
+        """Text after the last newline read so far."""
+        self.header = True
+        """Its first line, the header, is still to be read."""
+        self.closed = False
+
+
+class _StreamFollower:
+    """The submitter's side of ``R.stream`` (PROTOCOL.md section 5, "Follow"): reads it as the
+    daemon appends, tells the daemon which file it holds (``R.stream.read``), moves to the next
+    file when a full one is replaced, and counts what it did not get from the gaps in ``seq``."""
+
+    def __init__(self, channel: _Channel, command_id: str, on_line: Callable[[OutputLine], object]) -> None:
+        self.path = channel.results + ".stream"
+        self.read_mark = channel.results + ".stream.read"
+        self.id = command_id
+        self.on_line = on_line
+        self.current: Optional[_OpenStream] = None
+        self.latest: Optional[_OpenStream] = None
+        """The newest file, opened under the locks at collect just before the stream file was removed."""
+        self.foreign: Optional[Tuple[int, int]] = None
+        """A file whose header names another command (a leftover): not opened again."""
+        self.next = 1
+        self.missed = 0
+        self.muted = False
+        self.detached = False
+        """The stream file and the mark are removed: nothing more is appended, nobody reads a new mark."""
+        self.error: Optional[Exception] = None
+        """What ``on_line`` raised: no more calls; raised once the result is collected."""
+
+    def poll(self) -> None:
+        """Reads everything that has arrived, moving on to newer files as the daemon replaces them."""
+        while True:
+            if self.current is None:
+                self.current = self._newer()
+                if self.current is None:
+                    return
+            current = self.current
+            self._read_to_end(current)
+            if current.closed:
+                self.current = None  # another command's file: look for ours
+                continue
+            newer = self._newer()
+            if newer is None:
+                return
+            # The daemon writes nothing to a file it has replaced: all it wrote there is there now.
+            self._read_to_end(current)
+            self._close(current)
+            self.current = newer
+
+    def detach(self, held: _Held) -> None:
+        """At collect, under the locks: opens the newest stream file if it is not the one being
+        read, then removes the stream file and the mark (the command has ended: nothing more will
+        be appended), so that the rest is read after the locks are released."""
+        newest = self._open()
+        if newest is not None and (self.current is None or newest.key != self.current.key):
+            self.latest = newest
+        elif newest is not None:
+            self._close(newest)
+        held.check()
+        self.detached = True
+        for path in (self.path, self.read_mark):
+            _remove_quietly(path)
+
+    def finish(self, streamed: Optional[int]) -> None:
+        """After collect: reads all that is left, then counts the lines of ``streamed`` never received."""
+        self.poll()
+        self.close()
+        received = self.next - 1
+        if streamed is not None and received < streamed:
+            self.missed += streamed - received
+
+    def close(self) -> None:
+        for file in (self.current, self.latest):
+            if file is not None:
+                self._close(file)
+        self.current = self.latest = None
+
+    def _newer(self) -> Optional[_OpenStream]:
+        """A newer file than the current one: the one opened at collect, or the stream file once replaced."""
+        latest, self.latest = self.latest, None
+        if latest is not None:
+            return latest
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        key = (stat.st_ino, stat.st_ctime_ns)
+        if key == self.foreign or (self.current is not None and stat.st_ino == self.current.key[0]):
+            return None
+        opened = self._open()
+        if opened is not None and self.current is not None and opened.key[0] == self.current.key[0]:
+            self._close(opened)
+            return None
+        return opened
+
+    def _open(self) -> Optional[_OpenStream]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        stat = os.fstat(fd)
+        return _OpenStream(fd, (stat.st_ino, stat.st_ctime_ns))
+
+    @staticmethod
+    def _close(file: _OpenStream) -> None:
+        if not file.closed:
+            file.closed = True
+            with contextlib.suppress(OSError):
+                os.close(file.fd)
+
+    def _read_to_end(self, file: _OpenStream) -> None:
+        while not file.closed:
+            try:
+                data = os.read(file.fd, _SLICE_BYTES)
+            except OSError:
+                return
+            if not data:
+                return
+            self._consume(file, file.decoder.decode(data))
+
+    def _consume(self, file: _OpenStream, text: str) -> None:
+        lines = (file.rest + text).split("\n")
+        file.rest = lines.pop()
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if file.header:
+                if not self._take_header(file, line):
+                    return
+                continue
+            match = _STREAM_RECORD.match(line)
+            # Not a record (a damaged file): nothing to attribute it to; the numbers show the gap.
+            if match is None:
+                continue
+            seq = int(match.group(1))
+            if seq < self.next or seq > 2**53 - 1:
+                continue
+            missed = seq - self.next
+            self.missed += missed
+            self.next = seq + 1
+            stream = "stdout" if match.group(2) == "o" else "stderr"
+            self._deliver(OutputLine(seq, stream, line[match.end() :], match.group(3) == "+", missed))
+
+    def _take_header(self, file: _OpenStream, line: str) -> bool:
+        """The file's first line: ours (the daemon is told we hold it), or another command's (dropped)."""
+        header = _STREAM_HEADER.match(line)
+        if header is None or header.group(1) != self.id:
+            self.foreign = file.key
+            self._close(file)
+            return False
+        file.header = False
+        if self.detached:
+            return True  # a file first read after collect: a mark now would be left behind
+        with contextlib.suppress(FileDaemonError):
+            # Should this fail, the daemon waits its bound for this file and goes on: only lines could be lost.
+            _write_atomic(self.read_mark, f"{header.group(2)}\n".encode("ascii"))
+        return True
+
+    def _deliver(self, line: OutputLine) -> None:
+        if self.muted:
+            return
+        try:
+            self.on_line(line)
+        except Exception as err:  # noqa: BLE001 - handed back to the caller once the result is in
+            self.error = err
+            self.muted = True
+
+
 # --- the submission --------------------------------------------------------------------------
 
 
@@ -799,9 +1188,12 @@ class _Vanished(Exception):
 
 
 class _Submission:
-    def __init__(self, files: _Files, options: _Options) -> None:
+    def __init__(self, files: _Files, options: _Options, extras: Optional[_Extras] = None) -> None:
         self.files = files
         self.options = options
+        self.extras = extras if extras is not None else _Extras(None, None, None, None)
+        self.follower: Optional[_StreamFollower] = None
+        """Reads the command's output while it is waited for (``on_line``)."""
         self.id = str(uuid.uuid4())
         self.channel: Optional[_Channel] = None
         self.anchor: _Anchor = None
@@ -816,30 +1208,47 @@ class _Submission:
         self.busy = False
 
     def run(self, command: str) -> CommandResult:
-        record = _encode_command(command, self.id, self.options.timeout_ms, self.options.capture)
+        record = _encode_command(command, self.id, self.options.timeout_ms, self.options.capture, self.extras.line2())
         try:
             self._check_directories()
             result = self._place_and_wait(record)
+            if self.follower is not None:
+                # Every line is handed on before the result, also for a killed or timed-out command.
+                self.follower.finish(result.streamed)
+                result = dataclasses.replace(result, missed=self.follower.missed)
         except KeyboardInterrupt:
+            if self.follower is not None:
+                self.follower.muted = True
             with contextlib.suppress(FileDaemonError):
                 self._cancel()
             raise
         except FileDaemonError as err:
             if err.code not in _SETTLED:
                 self._withdraw_quietly()
+            if self.follower is not None:
+                self.follower.finish(None)  # what the command wrote before its result went missing
             raise
         except BaseException:
             self._withdraw_quietly()
             raise
+        finally:
+            if self.follower is not None:
+                self.follower.close()
+        if self.follower is not None and self.follower.error is not None:
+            raise self.follower.error
         return _checked(result)
 
     def _place_and_wait(self, record: bytes) -> CommandResult:
+        on_line = self.extras.on_line
         for _ in range(MAX_REPLACEMENTS + 1):
             channel = self._place(record)
+            self.follower = None if on_line is None else _StreamFollower(channel, self.id, on_line)
             try:
                 return self._wait(channel)
             except _Vanished:
-                pass
+                if self.follower is not None:
+                    self.follower.close()
+                    self.follower = None
         raise FileDaemonError(
             "LOST",
             f"the command vanished from {self.files.commands} {MAX_REPLACEMENTS + 1} times before it started "
@@ -858,13 +1267,15 @@ class _Submission:
     def _sleep(self) -> None:
         """Waits before the next look: after a busy lock 2 ms (doubling while it stays busy), else
         ``pause`` (short while the channel is moving), both doubling up to sleep_time."""
+        # While following output, look at least every FOLLOW_SLEEP: lines are read on every wake.
+        longest = self.options.sleep if self.follower is None else min(self.options.sleep, FOLLOW_SLEEP)
         if self.busy:
-            time.sleep(min(self.busy_pause, self.options.sleep))
-            self.busy_pause = min(self.busy_pause * 2, self.options.sleep)
+            time.sleep(min(self.busy_pause, longest))
+            self.busy_pause = min(self.busy_pause * 2, longest)
             self.busy = False
             return
-        time.sleep(min(self.pause, self.options.sleep))
-        self.pause = min(self.pause * 2, self.options.sleep)
+        time.sleep(min(self.pause, longest))
+        self.pause = min(self.pause * 2, longest)
 
     # placing
 
@@ -916,7 +1327,7 @@ class _Submission:
     def _require_daemon(self) -> Optional[_Daemon]:
         daemon = _live_daemon(self.files)
         if daemon is not None:
-            mismatch = _serves(daemon, self.files)
+            mismatch = _serves(daemon, self.files) or _unsupported(daemon, self.extras.features, self.files)
             if mismatch is not None:
                 raise mismatch
             self.dead_since = None
@@ -961,6 +1372,8 @@ class _Submission:
         """Waits for our result on ``channel``; raises _Vanished if the command provably disappeared unstarted."""
         started = False
         while True:
+            if self.follower is not None:
+                self.follower.poll()
             hint = _decode_results(_read(channel.results))
             look = True
             if hint is not None and hint.id == self.id and hint.state == "running":
@@ -987,6 +1400,8 @@ class _Submission:
         results = _decode_results(results_raw)
         if results is not None and results.id == self.id:
             if results.state == "done":
+                if self.follower is not None:
+                    self.follower.detach(held)  # the stream files are the follower's to remove
                 if pending:
                     held.write(channel.commands, b"")  # a duplicate placement of ours (design E)
                 held.write(channel.results, b"")
@@ -1073,6 +1488,8 @@ class _Submission:
         results = _decode_results(_read(channel.results))
         ours = results is not None and results.id == self.id
         if ours and results is not None and results.state == "done":
+            if self.follower is not None:
+                self.follower.detach(held)
             if pending:
                 held.write(channel.commands, b"")
             held.write(channel.results, b"")
