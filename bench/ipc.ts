@@ -19,6 +19,7 @@ export type Request =
   | { readonly op: "await"; readonly ticket: string }
   | { readonly op: "hold"; readonly kind: MemoryKind; readonly mib: number }
   | { readonly op: "quiet"; readonly ms: number }
+  | { readonly op: "stream"; readonly node: string }
   | { readonly op: "unload" };
 
 export interface EventLoopDelay {
@@ -37,6 +38,19 @@ export interface SeqResult {
   /** Processes the Node-RED process started during the run (child_process APIs). */
   readonly spawns: number;
   readonly spawnExamples: string[];
+}
+
+/** One streamed command: its lines as messages of the node's second output, and the event loop meanwhile and idle after. */
+export interface StreamResult {
+  readonly elapsedMs: number;
+  /** Messages that arrived on the second output. */
+  readonly lines: number;
+  /** msg.streamed and msg.missed of the result. */
+  readonly streamed: number;
+  readonly missed: number;
+  readonly eld: EventLoopDelay;
+  /** The same process with nothing to do, for as long, right after. */
+  readonly idle: EventLoopDelay;
 }
 
 export interface BurstResult {

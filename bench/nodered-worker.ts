@@ -9,7 +9,7 @@ import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import helper from "node-red-node-test-helper";
 import { SpawnCounter } from "./spawn-counter";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, FlowKind, HoldResult, InitResult, MemoryKind, Reply, Request, SeqResult } from "./ipc";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, FlowKind, HoldResult, InitResult, MemoryKind, Reply, Request, SeqResult, StreamResult } from "./ipc";
 
 type NodeModule = (RED: never) => void;
 type Msg = Record<string, unknown>;
@@ -35,6 +35,9 @@ const held: Buffer[] = [];
 const heldObjects = new Map<number, unknown[]>();
 let heldObjectsMiB = 0;
 const tickets = new Map<string, Promise<number>>();
+/** Messages of the streaming node's second output, and the last result message seen. */
+let streamedLines = 0;
+let lastResult: Msg | null = null;
 
 function coreNode(file: string): NodeModule {
   return load(load.resolve(`@node-red/nodes/core/${file}`, { paths: [path.dirname(NR_PATH)] })) as NodeModule;
@@ -70,6 +73,8 @@ function flowFor(kind: FlowKind, d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpf
   if (kind === "full") {
     if (d1 === undefined || dN === undefined) throw new Error("load full: d1 and dN are required");
     flow.push(config("d1", d1), config("dN", dN), ours("ours", "d1", "true", 200), ours("oursN", "dN", "", 250), ours("oursN2", "dN", "", 300));
+    // Stream ticked: each line of `seq 100000` is a message of its second output.
+    flow.push({ ...ours("oursStream", "d1", "seq 100000", 400), stream: true, outputs: 2, wires: [["out"], ["lines"]] }, { id: "lines", type: "helper", z: "tab", x: 600, y: 400, wires: [] });
     if (dTmpfs !== undefined) flow.push(config("dT", dTmpfs), ours("oursTmpfs", "dT", "true", 350));
   }
   if (kind === "heap") {
@@ -81,6 +86,7 @@ function flowFor(kind: FlowKind, d1?: DaemonFilesArg, dN?: DaemonFilesArg, dTmpf
 }
 
 function onOutput(msg: Msg): void {
+  lastResult = msg;
   const id = msg._bench;
   if (typeof id !== "string") return;
   const waiter = pending.get(id);
@@ -186,6 +192,7 @@ async function handle(request: Request): Promise<unknown> {
       // test assertions; a real Node-RED does not, so remove that overhead for both nodes.
       (helper as unknown as { _sandbox: { restore(): void } })._sandbox.restore();
       node("out").on("input", onOutput);
+      if (request.flow === "full") node("lines").on("input", () => streamedLines++);
       if (request.flow === "full" && request.d1 !== undefined && request.dN !== undefined) {
         await waitForDaemon("d1", request.d1.channels);
         await waitForDaemon("dN", request.dN.channels);
@@ -242,6 +249,17 @@ async function handle(request: Request): Promise<unknown> {
     }
     case "hold":
       return hold(request.kind, request.mib);
+    case "stream": {
+      streamedLines = 0;
+      const stop = monitor();
+      const elapsedMs = await send(request.node, "");
+      const eld = stop();
+      const result = lastResult ?? {};
+      const stopIdle = monitor();
+      await new Promise((resolve) => setTimeout(resolve, elapsedMs));
+      const streamed: StreamResult = { elapsedMs, lines: streamedLines, streamed: Number(result.streamed), missed: Number(result.missed), eld, idle: stopIdle() };
+      return streamed;
+    }
     case "quiet": {
       // The event loop with nothing to do: what this machine's scheduling alone costs.
       const stop = monitor();

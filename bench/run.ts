@@ -28,7 +28,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { submitCommand } from "../src/client/submit";
 import { killAllChildren, NodeRedWorker, REPO, runDriver, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult } from "./ipc";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult, StreamResult } from "./ipc";
 import { cpuSample, cpuUse, fileSystemOf, memoryOf, startSampling, type CpuUse, type Memory, type Sample } from "./proc";
 import { countForks, straceAvailable, type ForkCount } from "./strace";
 import { fmt, median, mib, ms, ratio, times } from "./stats";
@@ -480,6 +480,7 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   let poll: number[] = [];
   let burstExec: BurstResult[] = [];
   let burstOurs: BurstResult[] = [];
+  let streamed: StreamResult | null = null;
   /** dN's memory every 100 ms during our bursts: RssAnon has no high-water mark of its own. */
   const burstSamples: Sample[] = [];
   let free: number[] = [];
@@ -528,6 +529,11 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
       burstOurs.push(await worker.request<BurstResult>({ op: "burst", nodes: ["oursN", "oursN2"], count: BURST, payload: "true" }));
       burstSamples.push(...sampling.stop());
     }
+
+    log("stream: seq 100000 through the node's second output");
+    // Twice: the first run compiles the paths; the second is the one shown.
+    await worker.request<StreamResult>({ op: "stream", node: "oursStream" });
+    streamed = await worker.request<StreamResult>({ op: "stream", node: "oursStream" });
 
     log(`busy channel: sleep ${plan.sleepS} s on one of ${channels} channels`);
     free = (await worker.request<SeqResult>({ op: "seq", node: "oursN", count: plan.busyCount, payload: "true" })).latencies;
@@ -599,6 +605,17 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
     target: `T2: ≥ ${fmt(T2_BURST, 1)}× exec node`,
     verdict: verdict(failedOf(burstOurs) === 0 && tOurs >= T2_BURST * tExec),
   });
+  const stream = streamed as StreamResult | null;
+  if (stream !== null) {
+    const p99Over = stream.eld.p99 - stream.idle.p99;
+    const maxOver = stream.eld.max - stream.idle.max;
+    rows.push({
+      what: LABELS.stream,
+      figure: `${stream.lines} lines in ${fmt(stream.elapsedMs / 1000, 2)} s (${fmt((1000 * stream.lines) / stream.elapsedMs, 0)} lines/s), streamed ${stream.streamed}, missed ${stream.missed}; event loop p99 ${fmt(stream.eld.p99, 1)} / max ${fmt(stream.eld.max, 1)} ms vs idle ${fmt(stream.idle.p99, 1)} / ${fmt(stream.idle.max, 1)} ms (${signedMs(p99Over)} / ${signedMs(maxOver)})`,
+      target: `every line; p99 ≤ idle + ${T4_P99} ms, max ≤ idle + ${T4_MAX} ms`,
+      verdict: verdict(stream.lines === 100_000 && stream.missed === 0 && p99Over <= T4_P99 && maxOver <= T4_MAX),
+    });
+  }
   const freeMs = median(free);
   const busyMs = median(busy);
   const busyRatio = ratio(busyMs, freeMs);

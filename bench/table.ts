@@ -26,6 +26,7 @@ export const LABELS = {
   heapTarget: "With the most Buffers: ours vs +0 and vs exec",
   heapTargetObjects: "With the most JS objects: ours vs +0 and vs exec",
   eldOurs: "Node-RED's event loop while ours runs vs the same process idle (any heap size)",
+  stream: "Stream: `seq 100000` through the node's second output (Stream ticked), one line per message",
 } as const;
 
 export type Verdict = "PASS" | "MISS" | "n/a" | "";

@@ -32,7 +32,7 @@ interface OpenFile {
 
 /** Bytes read, and lines handed on, per call of `poll`, so that a long stream leaves the event loop free in between. */
 const SLICE_BYTES = 64 * 1024;
-const SLICE_LINES = 200;
+const SLICE_LINES = 50;
 
 /**
  * The submitter's side of a followed command's output: reads the channel's stream file as the
