@@ -101,6 +101,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 __all__ = ["CommandResult", "FileDaemonError", "MAX_COMMAND_BYTES", "OutputLine", "submit_command"]
@@ -1012,7 +1013,9 @@ class _StreamFollower:
     daemon appends, tells the daemon which file it holds (``R.stream.read``), moves to the next
     file when a full one is replaced, and counts what it did not get from the gaps in ``seq``."""
 
-    def __init__(self, channel: _Channel, command_id: str, on_line: Callable[[OutputLine], object]) -> None:
+    def __init__(self, channel: _Channel, command_id: str, on_line: Callable[[OutputLine], object], file_mode: int = FILE_MODE) -> None:
+        self.file_mode = file_mode
+        """The daemon's published mode, for the mark (PROTOCOL.md section 3)."""
         self.path = channel.results + ".stream"
         self.read_mark = channel.results + ".stream.read"
         self.id = command_id
@@ -1098,10 +1101,14 @@ class _StreamFollower:
 
     def _open(self) -> Optional[_OpenStream]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # Not through a symbolic link, and no wait on a FIFO a third party put there.
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None
         stat = os.fstat(fd)
+        if not S_ISREG(stat.st_mode):
+            os.close(fd)
+            return None
         return _OpenStream(fd, (stat.st_ino, stat.st_ctime_ns))
 
     @staticmethod
@@ -1156,7 +1163,7 @@ class _StreamFollower:
             return True  # a file first read after collect: a mark now would be left behind
         with contextlib.suppress(FileDaemonError):
             # Should this fail, the daemon waits its bound for this file and goes on: only lines could be lost.
-            _write_atomic(self.read_mark, f"{header.group(2)}\n".encode("ascii"))
+            _write_atomic(self.read_mark, f"{self.id} {header.group(2)}\n".encode("ascii"), self.file_mode)
         return True
 
     def _deliver(self, line: OutputLine) -> None:
@@ -1242,7 +1249,7 @@ class _Submission:
         on_line = self.extras.on_line
         for _ in range(MAX_REPLACEMENTS + 1):
             channel = self._place(record)
-            self.follower = None if on_line is None else _StreamFollower(channel, self.id, on_line)
+            self.follower = None if on_line is None else _StreamFollower(channel, self.id, on_line, self.file_mode)
             try:
                 return self._wait(channel)
             except _Vanished:

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { OutputLine } from "../client/stream-follower";
-import { stdinSizeProblem } from "../protocol/command-options";
+import { MAX_STDIN_BYTES } from "../protocol/limits";
 import { peekSync } from "../protocol/io/channel-state";
 import { decodeCommands } from "../protocol/command-record";
 import { readLiveDaemon } from "../protocol/io/live-daemon";
@@ -186,17 +186,27 @@ function envOption(pairs: string[] | undefined): Record<string, string> | undefi
   return env;
 }
 
-/** `--stdin FILE` (or `-`): its bytes, refused when more than the protocol carries. */
+/** `--stdin FILE` (or `-`): its bytes, refused when more than the protocol carries (no more than one byte past the limit is read). */
 function readStdinOption(file: string): Buffer {
-  let data: Buffer;
+  const chunks: Buffer[] = [];
+  let total = 0;
   try {
-    data = fs.readFileSync(file === "-" ? 0 : file);
+    const fd = file === "-" ? 0 : fs.openSync(file, "r");
+    try {
+      for (let read = -1; read !== 0 && total <= MAX_STDIN_BYTES; ) {
+        const chunk = Buffer.allocUnsafe(Math.min(65_536, MAX_STDIN_BYTES + 1 - total));
+        read = fs.readSync(fd, chunk, 0, chunk.length, null);
+        chunks.push(chunk.subarray(0, read));
+        total += read;
+      }
+    } finally {
+      if (fd !== 0) fs.closeSync(fd);
+    }
   } catch (err) {
     throw new FileDaemonError("BAD_OPTION", `--stdin ${file}: cannot read it (${(err as Error).message})`);
   }
-  const problem = stdinSizeProblem(data.length);
-  if (problem !== null) throw new FileDaemonError("BAD_COMMAND", `--stdin ${file} ${problem}`);
-  return data;
+  if (total > MAX_STDIN_BYTES) throw new FileDaemonError("BAD_COMMAND", `--stdin ${file} is more than ${MAX_STDIN_BYTES} bytes (1 MiB), the most a command's standard input may be: pass larger data through a file`);
+  return Buffer.concat(chunks);
 }
 
 /** A followed line, to the stream it came from; a part of a long line without its line break. */

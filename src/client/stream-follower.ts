@@ -42,14 +42,16 @@ const SLICE_LINES = 50;
  */
 export class StreamFollower {
   private current: OpenFile | null = null;
-  /** The newest file, opened under the locks at collect before the stream file was removed. */
-  private latest: OpenFile | null = null;
+  /** Newer files opened before the current one was read to its end: a replacement seen, or the newest at collect. */
+  private readonly queued: OpenFile[] = [];
   /** A file whose header named another command (a leftover): not opened again. */
   private foreign: { ino: number; ctimeMs: number } | null = null;
   /** Collected: the mark is not written any more (it was removed with the stream file). */
   private detached = false;
   private next = 1;
   private missedTotal = 0;
+  /** What `onLine` threw: no more lines are handed on, the rest is still read (the daemon waits for the mark). */
+  private failure: { readonly error: unknown } | null = null;
   private readonly buffer = Buffer.allocUnsafe(SLICE_BYTES);
 
   constructor(
@@ -63,6 +65,11 @@ export class StreamFollower {
     return this.missedTotal;
   }
 
+  /** Throws what `onLine` threw, if it did (once the command's result is in). */
+  rethrow(): void {
+    if (this.failure !== null) throw this.failure.error;
+  }
+
   /** Reads one slice of what has arrived; true when more may be waiting at once. */
   poll(): boolean {
     this.current ??= this.newer();
@@ -72,7 +79,7 @@ export class StreamFollower {
     if (newer === null) return false;
     // The daemon writes nothing to a file it has replaced; what it wrote before is there now.
     if (this.readSlice(this.current)) {
-      this.latest = newer;
+      this.queued.unshift(newer);
       return true;
     }
     fs.closeSync(this.current.fd);
@@ -87,31 +94,45 @@ export class StreamFollower {
    */
   detach(): void {
     const newest = this.openPath();
-    if (newest !== null && newest.ino !== this.current?.ino) this.latest = newest;
+    const known = [this.current, ...this.queued].some((file) => file?.ino === newest?.ino);
+    if (newest !== null && !known) this.queued.push(newest);
     else if (newest !== null) fs.closeSync(newest.fd);
     this.detached = true;
-    fs.rmSync(this.files.stream, { force: true });
-    fs.rmSync(this.files.streamRead, { force: true });
+    for (const file of [this.files.stream, this.files.streamRead]) {
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        // Gone already, or not a file (a directory put there): the daemon logs what it cannot remove.
+      }
+    }
   }
 
   /** After collect: reads everything left (in slices, between which `yieldNow` runs), then counts what never came of `streamed` records. */
   async finish(streamed: number, yieldNow: () => Promise<void>): Promise<void> {
-    while (this.poll()) await yieldNow();
+    while (this.pollOrStop()) await yieldNow();
     this.close();
     if (this.next - 1 < streamed) this.missedTotal += streamed - (this.next - 1);
   }
 
+  /** `poll`, but a file that cannot be read (EIO…) ends the following: what is left counts as missed. */
+  pollOrStop(): boolean {
+    try {
+      return this.poll();
+    } catch {
+      this.close();
+      return false;
+    }
+  }
+
   close(): void {
-    for (const file of [this.current, this.latest]) if (file !== null) fs.closeSync(file.fd);
+    for (const file of [this.current, ...this.queued.splice(0)]) if (file !== null) fs.closeSync(file.fd);
     this.current = null;
-    this.latest = null;
   }
 
   /** A newer file than the current one, if there is one: the one opened at collect, or the stream file once it has been replaced. */
   private newer(): OpenFile | null {
-    const latest = this.latest;
-    this.latest = null;
-    if (latest !== null) return latest;
+    const queued = this.queued.shift();
+    if (queued !== undefined) return queued;
     const stat = statOf(this.files.stream);
     if (stat === null || stat.ino === this.current?.ino || (stat.ino === this.foreign?.ino && stat.ctimeMs === this.foreign.ctimeMs)) return null;
     return this.openPath();
@@ -129,15 +150,20 @@ export class StreamFollower {
     return true;
   }
 
+  /** The stream file, if it is a regular file (not followed through a symbolic link, no wait on a FIFO). */
   private openPath(): OpenFile | null {
     let fd: number;
     try {
-      fd = fs.openSync(this.files.stream, "r");
+      fd = fs.openSync(this.files.stream, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     } catch {
       return null;
     }
-    const { ino, ctimeMs } = fs.fstatSync(fd);
-    return { fd, ino, ctimeMs, decoder: new StringDecoder("utf8"), rest: "", header: true };
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) {
+      fs.closeSync(fd);
+      return null;
+    }
+    return { fd, ino: stat.ino, ctimeMs: stat.ctimeMs, decoder: new StringDecoder("utf8"), rest: "", header: true };
   }
 
   private consume(file: OpenFile, text: string): void {
@@ -157,10 +183,19 @@ export class StreamFollower {
       const missed = record.seq - this.next;
       this.missedTotal += missed;
       this.next = record.seq + 1;
-      this.onLine({ id: this.id, seq: record.seq, stream: record.stream, text: record.text, partial: record.more, missed });
+      this.handOn({ id: this.id, seq: record.seq, stream: record.stream, text: record.text, partial: record.more, missed });
     }
     data = data.slice(start);
     file.rest = data;
+  }
+
+  private handOn(line: OutputLine): void {
+    if (this.failure !== null) return;
+    try {
+      this.onLine(line);
+    } catch (error) {
+      this.failure = { error };
+    }
   }
 
   /** The file's first line: ours (the daemon is told it is open), or another command's (dropped). */
@@ -175,7 +210,7 @@ export class StreamFollower {
     file.header = false;
     if (this.detached) return true;
     try {
-      writeFileAtomicSync(this.files.streamRead, encodeStreamRead(header.first), this.fileMode);
+      writeFileAtomicSync(this.files.streamRead, encodeStreamRead(header), this.fileMode);
     } catch {
       // The daemon then waits its bound for this file, and goes on: only lines could be lost.
     }

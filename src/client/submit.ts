@@ -266,6 +266,7 @@ class Submission {
       await reading;
       const ran = err instanceof CommandFailedError ? err.result : null;
       await follower.finish(ran?.streamed ?? 0, nextTurn);
+      follower.rethrow();
       if (err instanceof CommandFailedError && ran !== null) throw new CommandFailedError(err.code, err.message, { ...ran, missed: follower.missed });
       throw err;
     } finally {
@@ -278,6 +279,8 @@ class Submission {
       return outcome;
     }
     await follower.finish(outcome.streamed ?? 0, nextTurn);
+    // What onLine threw is the caller's own error; the command has ended and its result is collected.
+    follower.rethrow();
     return { ...outcome, missed: follower.missed };
   }
 
@@ -286,7 +289,7 @@ class Submission {
     const names = new Set([path.basename(channel.stream)]);
     while (following.on) {
       const generation = this.watch.changes.generation;
-      if (follower.poll()) await nextTurn();
+      if (follower.pollOrStop()) await nextTurn();
       else await this.watch.changes.wait(generation, Math.min(this.sleepMs, FOLLOW_POLL_MS), undefined, names);
     }
   }
@@ -340,8 +343,12 @@ class Submission {
     switch (decision.kind) {
       case "collect":
         // The stream file is the follower's to remove, now that nothing more will be appended to
-        // it; first, so that a lock lost while emptying the results leaves it nothing to lose.
-        this.follower?.detach();
+        // it; first (under locks confirmed still ours), so that a lock lost while emptying the
+        // results leaves it nothing to lose.
+        if (this.follower !== null) {
+          confirmHeld();
+          this.follower.detach();
+        }
         write(decision.writes);
         return this.interpret(decision.done, channel.index);
       case "wait":

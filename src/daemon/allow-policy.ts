@@ -34,8 +34,14 @@ export class AllowPolicy {
     this.allowlist = readAllowFile(this.file);
   }
 
-  /** Why the policy refuses `command` (the reason names the file), or null when a pattern allows it. */
-  refusal(command: string): string | null {
+  /**
+   * Why the policy refuses a command (the reason names the file), or null when a pattern
+   * allows it. A command with its own environment or directory is refused whatever its line:
+   * PATH, LD_PRELOAD or a directory of the sender's choosing would change what an allowed line runs.
+   */
+  refusal({ command, env, cwd }: { readonly command: string; readonly env: unknown; readonly cwd: string | null }): string | null {
+    if (env !== null) return `not allowed by ${this.file}: a daemon with an allow file runs no command with its own environment (env), which could change what an allowed command runs (PATH, LD_PRELOAD…); set the variables in the command or in a script the file allows`;
+    if (cwd !== null) return `not allowed by ${this.file}: a daemon with an allow file runs no command in a directory of the sender's choosing (cwd); use absolute paths in the command, or cd in a script the file allows`;
     if (this.allowlist?.allows(command)) return null;
     const shown = command.length > SHOWN_CHARS ? `${command.slice(0, SHOWN_CHARS)}…` : command;
     return `not allowed by ${this.file}: no pattern there matches ${JSON.stringify(shown)}`;

@@ -49,7 +49,7 @@ export class DaemonChannel {
   private uncollected: { key: string; since: number } | null = null;
   /** Recovery (§7) has been done for this channel: retried on every wake until its locks are free. */
   private recovered = false;
-  /** A stream file may be there (left by an earlier daemon, or by a follower that never collected). */
+  /** A stream file may be there (one that could not be removed, or left by a follower that never collected). */
   private mayHaveStream = true;
 
   constructor(
@@ -136,6 +136,10 @@ export class DaemonChannel {
     });
     if (!attempt.held) return false;
     if (attempt.value !== null) this.logAs("error", attempt.value.log);
+    // A stream left by an earlier daemon has nobody to write it any more (its follower keeps what it holds open).
+    const left = removeStreamFiles(this.files);
+    if (left !== null) this.logAs("error", left);
+    this.mayHaveStream = left !== null;
     this.recovered = true;
     return true;
   }
@@ -144,7 +148,7 @@ export class DaemonChannel {
     return (
       unsafeCommandsReason(this.files.commands, this.ctx.fileMode) ??
       invalidReason(record.command) ??
-      this.ctx.policy?.refusal(record.command) ??
+      this.ctx.policy?.refusal(record) ??
       (record.cwd === null ? null : unusableCwdReason(record.cwd))
     );
   }
@@ -172,8 +176,9 @@ export class DaemonChannel {
   /** The stream file of a followed command, made before it starts; a command nobody follows finds none left over. */
   private startOutputStream(record: CommandRecord): OutputStream | null {
     if (!record.stream) {
-      if (this.mayHaveStream) removeStreamFiles(this.files);
-      this.mayHaveStream = false;
+      const left = this.mayHaveStream ? removeStreamFiles(this.files) : null;
+      if (left !== null) this.logAs("error", left);
+      this.mayHaveStream = left !== null;
       return null;
     }
     this.mayHaveStream = true;
@@ -252,7 +257,8 @@ export class DaemonChannel {
       if (writes === null) return;
       applyWrites(state, writes);
       // Its follower is gone too: nobody will read the stream file.
-      if (this.mayHaveStream) removeStreamFiles(this.files);
+      const left = this.mayHaveStream ? removeStreamFiles(this.files) : null;
+      if (left !== null) this.logAs("error", left);
       const what = state.results.kind === "garbage" ? `unreadable content ${JSON.stringify(state.results.text)}` : "a result nobody collected";
       this.logAs("info", `cleared ${what} from ${this.files.results}`);
       this.uncollected = null;

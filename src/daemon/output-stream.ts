@@ -1,9 +1,9 @@
 import fs from "node:fs";
-import { writeFileAtomicSync } from "../protocol/io/atomic-write";
+import { replaceWithOpenFileSync } from "../protocol/io/atomic-write";
 import { STREAM_FILE_MAX, STREAM_FOLLOWER_WAIT_MS } from "../protocol/limits";
 import type { ChannelFiles } from "../protocol/paths";
 import { LineCutter, type LinePart } from "../protocol/stream-lines";
-import { decodeStreamRead, encodeStreamHeader, encodeStreamRecord, type OutputName } from "../protocol/stream-record";
+import { decodeStreamRead, encodeStreamHeader, encodeStreamRecord, type OutputName, type StreamHeader } from "../protocol/stream-record";
 import type { Logger } from "../shared/log";
 
 /**
@@ -31,10 +31,15 @@ export class OutputStream {
     private readonly log: Logger,
   ) {}
 
-  /** Starts the command's stream file (before the command starts: a follower finds it from the first line). */
+  /**
+   * Starts the command's stream file (before the command starts: a follower finds it from the
+   * first line). Never throws: a stream that cannot be written is numbered all the same, so its
+   * follower learns from `streamed` how much it did not get.
+   */
   static create(files: ChannelFiles, id: string, fileMode: number, followerGone: () => boolean, log: Logger): OutputStream {
     const stream = new OutputStream(files, id, fileMode, followerGone, log);
-    removeStreamFiles(files);
+    const left = removeStreamFiles(files);
+    if (left !== null) log.error(`channel ${files.index}: ${left}`);
     stream.startFile();
     return stream;
   }
@@ -48,11 +53,12 @@ export class OutputStream {
   /** Whether more output may be read now: the current file has room, or may be replaced. */
   mayGoOn(): boolean {
     if (this.size < STREAM_FILE_MAX || this.broken) return true;
-    const read = readFollowerMark(this.files.streamRead);
+    const mark = readFollowerMark(this.files.streamRead);
+    const read = mark?.id === this.id && mark.first === this.first;
     this.heldSince ??= performance.now();
     const waited = performance.now() - this.heldSince;
-    if (read !== this.first && !this.followerGone() && waited < STREAM_FOLLOWER_WAIT_MS) return false;
-    if (read !== this.first) this.log.info(`channel ${this.files.index}: the follower of ${this.id} has not opened its stream file for ${Math.round(waited)} ms; replacing it anyway (records ${this.first}–${this.next - 1} are lost to it)`);
+    if (!read && !this.followerGone() && waited < STREAM_FOLLOWER_WAIT_MS) return false;
+    if (!read) this.log.info(`channel ${this.files.index}: the follower of ${this.id} has not opened its stream file for ${Math.round(waited)} ms; replacing it anyway (records ${this.first}–${this.next - 1} are lost to it)`);
     this.heldSince = null;
     this.startFile();
     return true;
@@ -90,8 +96,8 @@ export class OutputStream {
     this.first = this.next;
     const header = encodeStreamHeader({ id: this.id, first: this.first });
     try {
-      writeFileAtomicSync(this.files.stream, header, this.fileMode);
-      this.fd = fs.openSync(this.files.stream, "a");
+      // Appends go to the file made here, whatever the name may point to later.
+      this.fd = replaceWithOpenFileSync(this.files.stream, header, this.fileMode);
       this.size = Buffer.byteLength(header);
     } catch (err) {
       this.broken = true;
@@ -100,16 +106,45 @@ export class OutputStream {
   }
 }
 
-/** Removes a channel's stream file and its follower mark (a command that is not followed leaves none). */
-export function removeStreamFiles(files: ChannelFiles): void {
-  fs.rmSync(files.stream, { force: true });
-  fs.rmSync(files.streamRead, { force: true });
+/**
+ * Removes a channel's stream file and its follower mark (a command that is not followed leaves
+ * none); what could not be removed (a directory put there, a read-only file system), or null.
+ */
+export function removeStreamFiles(files: ChannelFiles): string | null {
+  for (const file of [files.stream, files.streamRead]) {
+    try {
+      fs.unlinkSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") return `cannot remove ${file} (${code ?? String(err)}); remove it by hand`;
+    }
+  }
+  return null;
 }
 
-function readFollowerMark(file: string): number | null {
+/** The longest mark a follower writes: an id of 64 characters, a space, a number, a line break. */
+const MARK_MAX_BYTES = 96;
+
+/**
+ * The follower's mark, read without following a symbolic link or blocking on a FIFO, and no
+ * more of it than a mark can be: a file a third party put there can neither hang the daemon
+ * nor fill its memory. Anything else reads as no mark.
+ */
+function readFollowerMark(file: string): StreamHeader | null {
+  let fd: number;
   try {
-    return decodeStreamRead(fs.readFileSync(file, "utf8"));
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch {
     return null;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return null;
+    const buffer = Buffer.alloc(MARK_MAX_BYTES);
+    const read = fs.readSync(fd, buffer, 0, MARK_MAX_BYTES, 0);
+    return decodeStreamRead(buffer.subarray(0, read).toString("utf8"));
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
   }
 }

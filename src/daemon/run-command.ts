@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { Outcome, ResultStatus } from "../protocol/result-record";
+import { STREAM_FOLLOWER_WAIT_MS } from "../protocol/limits";
 import type { OutputStream } from "./output-stream";
 import { WARM_LINE_MAX, type WarmShells } from "./warm-shells";
 
@@ -242,12 +243,16 @@ export async function runCommand(command: string, options: RunOptions, wanted: C
 /** After the shell exits, its pipes are read for this long (ms), counted from the end of any hold for a follower. */
 const OUTPUT_AFTER_EXIT_MS = 200;
 
-/** Resolves `ms` after now, or after the reader last held output back for its follower, whichever is later. */
+/** However long output is held for a follower after the shell exited (a background writer), the result is published after this (ms). */
+const OUTPUT_AFTER_EXIT_MAX_MS = OUTPUT_AFTER_EXIT_MS + STREAM_FOLLOWER_WAIT_MS;
+
+/** Resolves `ms` after now, or after the reader last held output back for its follower, whichever is later; at the latest after OUTPUT_AFTER_EXIT_MAX_MS. */
 async function quietFor(reader: OutputReader, ms: number): Promise<void> {
   const since = performance.now();
   for (;;) {
-    const idle = performance.now() - Math.max(since, reader.heldAt);
-    if (idle >= ms && !reader.paused) return;
+    const now = performance.now();
+    const idle = now - Math.max(since, reader.heldAt);
+    if ((idle >= ms && !reader.paused) || now - since >= OUTPUT_AFTER_EXIT_MAX_MS) return;
     await new Promise((resolve) => setTimeout(resolve, Math.max(10, ms - idle)));
   }
 }

@@ -53,13 +53,15 @@ export function decodeStreamRecord(line: string): StreamRecord | null {
   return { seq, stream, more, text: line.slice(textStart) };
 }
 
-/** `R.stream.read`: the `first` of the stream file the follower has open. */
-export function encodeStreamRead(first: number): string {
-  return `${first}\n`;
+/** `R.stream.read`: the command and the `first` of the stream file its follower has open (the header's fields). */
+export function encodeStreamRead(mark: StreamHeader): string {
+  return `${mark.id} ${mark.first}\n`;
 }
 
-export function decodeStreamRead(content: string): number | null {
-  return decodeSeq(content.trim());
+export function decodeStreamRead(content: string): StreamHeader | null {
+  const [id, first, extra] = content.trim().split(" ");
+  const seq = decodeSeq(first);
+  return isId(id) && seq !== null && extra === undefined ? { id, first: seq } : null;
 }
 
 function decodeSeq(text: string | undefined): number | null {

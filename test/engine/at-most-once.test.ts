@@ -98,7 +98,7 @@ describe("at most once: a command runs once or not at all, and the submitter is 
     const cases = [
       { meta: { v: 2, id: "from-the-future", pid: process.pid }, reason: /protocol version 2/ },
       { meta: { v: 1, id: "string-timeout", pid: process.pid, timeout: "5000" }, reason: /"timeout" must be a whole number of ms/ },
-      { meta: { v: 1, id: "unknown-key", pid: process.pid, cwd: "/tmp" }, reason: /key\(s\) this daemon does not know: cwd/ },
+      { meta: { v: 1, id: "unknown-key", pid: process.pid, chroot: "/tmp" }, reason: /key\(s\) this daemon does not know: chroot/ },
       { meta: { v: 1, id: "fraction", pid: process.pid, timeout: 1.5 }, reason: /"timeout"/ },
     ];
     const files = channelFiles(daemonFiles(commands(), results()), 0);

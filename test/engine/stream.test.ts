@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { CommandFailedError, submitCommand, type SubmitOptions } from "../../src/client/submit";
 import type { OutputLine } from "../../src/client/stream-follower";
 import { STREAM_FILE_MAX, STREAM_LINE_MAX } from "../../src/protocol/limits";
-import { startDaemonProcess, stopDaemonProcess, type DaemonProcess } from "../helpers/daemon-process";
+import { CLI, startDaemonProcess, stopDaemonProcess, type DaemonProcess } from "../helpers/daemon-process";
 import { useTempDir } from "../helpers/temp-dir";
 import { waitFor } from "../helpers/wait-for";
 
@@ -139,9 +140,61 @@ describe("following a command's output (stream)", function () {
     assert.equal((error as CommandFailedError).code, "DAEMON_DIED");
     assert.deepEqual(lines.map((line) => line.text), ["started"]);
     daemon = await startDaemonProcess(commands(), results(), 0.2, ["--channels", "4"]);
-    // The next command (not followed) finds no stream file left over.
+    // The new daemon's recovery removes the stream file nobody will write any more.
     assert.equal((await submitCommand("true", commands(), results(), 0.2)).code, 0);
-    assert.equal(existsSync(`${results()}.stream`), false);
+    for (const suffix of ["", ".1", ".2", ".3"]) assert.equal(existsSync(`${results()}${suffix}.stream`), false, `channel${suffix}`);
     assert.equal(runs(marker), 2, "it ran once");
+  });
+
+  it("a follower killed mid-stream does not hold the command: the daemon sees its submitter gone and goes on", async () => {
+    const ended = tmp.file("ended");
+    // The CLI follows with its stdout unread: it blocks at once, then is SIGKILLed.
+    const follower = spawn(process.execPath, [CLI, "submit", "-c", commands(), "-r", results(), "-s", "0.2", "--follow", "--", `seq 500000; touch '${ended}'`], { stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise((resolve) => follower.stdout.once("data", resolve));
+    follower.kill("SIGKILL");
+    const killedAt = performance.now();
+    // 500 000 lines are four stream files: a live but stalled follower would hold each for 5 s.
+    await waitFor("the command to end", () => existsSync(ended), 30_000);
+    assert.ok(performance.now() - killedAt < 5000, `the command ended ${Math.round(performance.now() - killedAt)} ms after its follower was killed`);
+    // Its result names a submitter that is gone: the next command takes the channel.
+    assert.equal((await submitCommand("true", commands(), results(), 0.2)).code, 0);
+  });
+
+  it("what onLine throws reaches the caller once the command has ended and its result is collected; the command runs once", async () => {
+    const marker = tmp.file("marker");
+    const { lines, done } = follow(`echo x >> '${marker}'; seq 5`, {}, (line) => {
+      if (line.seq === 2) throw new Error("the flow broke");
+    });
+    await assert.rejects(done, /the flow broke/);
+    assert.deepEqual(lines.map((line) => line.text), ["1", "2"], "no line after the one that threw");
+    assert.equal(readFileSync(results(), "utf8"), "", "the result was collected");
+    assert.equal(runs(marker), 2);
+  });
+
+  it("a FIFO or a symbolic link put at R.stream.read neither hangs nor misleads the daemon; a directory at R.stream is logged and the command still ends", async () => {
+    await stopDaemonProcess(daemon);
+    daemon = await startDaemonProcess(commands(), results(), 0.2);
+    execFileSync("mkfifo", [`${results()}.stream.read`]);
+    const fifo = await follow("seq 3").done;
+    assert.equal(fifo.streamed, 3);
+    symlinkSync("/dev/zero", `${results()}.stream.read`);
+    const link = await follow("seq 3").done;
+    assert.equal(link.missed, 0);
+    mkdirSync(`${results()}.stream`);
+    const { lines, done } = follow("echo after");
+    const result = await done;
+    assert.equal(result.code, 0);
+    assert.equal(result.streamed, 1);
+    assert.equal(lines.length + (result.missed ?? 0), 1, "its line delivered or counted as missed");
+    assert.match(daemon.output(), /cannot (remove|write) .*results\.stream/);
+  });
+
+  it("a background writer that outlives the shell: the result is published within the follower wait, not never", async () => {
+    const started = performance.now();
+    // `yes` fills stream files far faster than a follower hands lines on; the shell exits at once.
+    const { done } = follow("yes & exit 0");
+    const result = await done;
+    assert.equal(result.code, 0);
+    assert.ok(performance.now() - started < 20_000, `published after ${Math.round(performance.now() - started)} ms`);
   });
 });

@@ -112,11 +112,11 @@ const rows: Row[] = [
     },
   },
   {
-    name: "a 2 MiB commands file",
-    write: ({ commands, dir }) => writeFileSync(commands, `touch '${dir("huge-ran")}'\n${"y".repeat(2 * 1024 * 1024)}`),
+    name: "a 3 MiB commands file",
+    write: ({ commands, dir }) => writeFileSync(commands, `touch '${dir("huge-ran")}'\n${"y".repeat(3 * 1024 * 1024)}`),
     outcome: "replaced by an empty file without being read, logged, not run",
     check: async ({ commands, log, dir }) => {
-      await waitFor("the daemon to replace it", () => log.some((line) => /commands is 2\d{6} bytes long, more than any record can be.*replaced it with an empty file without reading it/.test(line)));
+      await waitFor("the daemon to replace it", () => log.some((line) => /commands is 3\d{6} bytes long, more than any record can be.*replaced it with an empty file without reading it/.test(line)));
       assert.equal(readFileSync(commands, "utf8"), "");
       assert.equal(existsSync(dir("huge-ran")), false);
     },

@@ -111,7 +111,7 @@ describe("hardening: a privileged daemon (root, --allow, --file-mode 0660) and u
     marks = path.join(root, "marks");
     mkdirSync(marks, { mode: 0o755 });
     mark = path.join(root, "mark");
-    writeFileSync(mark, `#!/bin/sh\necho run >> ${marks}/"$1"\n`, { mode: 0o755 });
+    writeFileSync(mark, `#!/bin/sh\necho run >> ${marks}/"$1"\necho "ran $1"\n`, { mode: 0o755 });
     const etc = path.join(root, "etc");
     mkdirSync(etc, { mode: 0o755 });
     allow = path.join(etc, "allow");
@@ -151,6 +151,20 @@ describe("hardening: a privileged daemon (root, --allow, --file-mode 0660) and u
     assert.match(no.stderr, /the command was not run \[BAD_COMMAND\]/);
     assert.equal(existsSync(path.join(marks, "no-js")), false);
     assert.match(daemon?.output() ?? "", /refused .*not allowed by/);
+  });
+
+  it("an allowed command with its own env or cwd is refused by the daemon (PATH or a directory could change what it runs); one followed as nobody streams", async () => {
+    for (const extra of [["--env", "PATH=/tmp"], ["--cwd", "/tmp"]]) {
+      const run = await runAs(NOBODY, [clients.node, clients.cli, "submit", "-c", commands, "-r", results, "-s", "0.1", ...extra, "--", mark, "ok-env"]);
+      assert.equal(run.code, 125, run.stderr);
+      assert.match(run.stderr, /not allowed by .*: a daemon with an allow file runs no command (with its own environment|in a directory of the sender's choosing)/);
+    }
+    assert.equal(existsSync(path.join(marks, "ok-env")), false);
+    // The stream file is root's, 0660, in the group's directory: the follower (nobody) reads it and writes its mark.
+    const followed = await runAs(NOBODY, [clients.node, clients.cli, "submit", "-c", commands, "-r", results, "-s", "0.1", "--follow", "--", mark, "ok-follow"]);
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.equal(followed.stdout, "ran ok-follow\n");
+    assert.equal(runs("ok-follow"), 1);
   });
 
   it("Python as nobody: the same (its commands file is nobody's, 0660, and the root daemon takes it)", async function () {

@@ -1,4 +1,4 @@
-import { cwdProblem } from "../../protocol/command-options";
+import { cwdProblem, envProblem } from "../../protocol/command-options";
 import { FileDaemonError } from "../../protocol/errors";
 import type { NodeMessage } from "../node-red-types";
 
@@ -27,6 +27,8 @@ export function parseEnvSetting(text: string | undefined): Readonly<Record<strin
     if (at <= 0) throw new FileDaemonError("BAD_OPTION", `the node's Environment, line ${index + 1} (${JSON.stringify(line.slice(0, 40))}): write NAME=value`);
     env[line.slice(0, at).trim()] = line.slice(at + 1);
   }
+  const problem = envProblem(env);
+  if (problem !== null) throw new FileDaemonError("BAD_OPTION", `the node's Environment ${problem}`);
   return env;
 }
 
@@ -65,6 +67,8 @@ function msgEnv(value: unknown): Record<string, string> {
     else if (typeof text === "number" || typeof text === "boolean") env[name] = String(text);
     else throw new FileDaemonError("BAD_COMMAND", `msg.env.${name} must be a string (or a number or boolean), got ${text === null ? "null" : typeof text}`);
   }
+  const problem = envProblem(env);
+  if (problem !== null) throw new FileDaemonError("BAD_COMMAND", `msg.env ${problem}`);
   return env;
 }
 

@@ -84,7 +84,7 @@ export class ExecRunner {
       const fixed = this.def.command ?? "";
       if (fixed.trim() === "" && !this.env.payloadCommandAllowed) throw new PayloadCommandForbiddenError();
       command = commandFor({ command: fixed, appendPayload: this.def.appendPayload === true }, msg.payload);
-      this.checkAllowed(command);
+      this.checkAllowed(command, msg);
       timeout = this.timeoutFor(msg);
       if (this.nodeEnv instanceof FileDaemonError) throw this.nodeEnv;
       extras = messageOptions(this.def, this.nodeEnv, msg);
@@ -181,9 +181,15 @@ export class ExecRunner {
    * Refuses a command the config node's allowlist does not name, before anything is queued or
    * written. In append mode the node's own command is checked: the payload is one quoted argument.
    */
-  private checkAllowed(command: string): void {
+  private checkAllowed(command: string, msg: NodeMessage): void {
     const allowlist = this.daemon.allowlist;
     if (allowlist === null) return;
+    // A message's own environment or directory could change what an allowed command runs (PATH, LD_PRELOAD, ./script).
+    for (const key of ["env", "cwd"] as const) {
+      if (msg[key] !== undefined && msg[key] !== null) {
+        throw new FileDaemonError("NOT_ALLOWED", `msg.${key} is not allowed with the config node's allowlist: it could change what an allowed command runs; set the node's own ${key === "env" ? "Environment" : "Working dir"} instead. Nothing was run`);
+      }
+    }
     const fixed = (this.def.command ?? "").trim();
     const appended = fixed !== "" && this.def.appendPayload === true;
     const checked = appended ? fixed : command;

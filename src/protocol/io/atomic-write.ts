@@ -27,17 +27,26 @@ export function tempNameFor(file: string): string {
  * temp file is created exclusively: a file planted under that name is never written through.
  */
 export function writeFileAtomicSync(file: string, data: string | Buffer, mode = DEFAULT_FILE_MODE): void {
+  fs.closeSync(replaceWithOpenFileSync(file, data, mode));
+}
+
+/**
+ * writeFileAtomicSync, keeping the new file open for writing (its offset after `data`): the
+ * writer goes on appending to the file it made, never to whatever a path names later.
+ */
+export function replaceWithOpenFileSync(file: string, data: string | Buffer, mode = DEFAULT_FILE_MODE): number {
   const temp = tempNameFor(file);
-  let created = false;
+  const fd = fs.openSync(temp, "wx", mode);
   try {
-    fs.writeFileSync(temp, data, { mode, flag: "wx" });
-    created = true;
+    fs.writeFileSync(fd, data);
     // The umask may have narrowed or (for 0644 files) the mode must be exact.
-    fs.chmodSync(temp, mode);
-    giveToDirectoryOwner(temp);
+    fs.fchmodSync(fd, mode);
+    giveToDirectoryOwner(fd, temp);
     fs.renameSync(temp, file);
+    return fd;
   } catch (err) {
-    if (created) fs.rmSync(temp, { force: true });
+    fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
     throw err;
   }
 }
@@ -47,10 +56,10 @@ export function writeFileAtomicSync(file: string, data: string | Buffer, mode = 
  * that user (PROTOCOL.md §1): a daemon started as root that dropped to that user (`--user`)
  * could not read a root-owned 0600 command, nor a kill request.
  */
-function giveToDirectoryOwner(temp: string): void {
+function giveToDirectoryOwner(fd: number, temp: string): void {
   if (process.getuid?.() !== 0) return;
   const dir = fs.statSync(path.dirname(temp));
-  if (dir.uid !== 0) fs.chownSync(temp, dir.uid, dir.gid);
+  if (dir.uid !== 0) fs.fchownSync(fd, dir.uid, dir.gid);
 }
 
 /** Reads a file; a missing file reads as empty (the protocol treats both as "nothing there"). */
