@@ -1534,11 +1534,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=0, help="kill the command after this many seconds")
     parser.add_argument("--output", action="store_true", help="print the command's stdout and stderr")
     parser.add_argument("--wait", type=float, default=None, help="seconds to wait for a daemon to appear (default 5; 0 fails at once)")
+    parser.add_argument("--follow", "-f", action="store_true", help="print each line of its stdout and stderr as it comes")
+    parser.add_argument("--cwd", default=None, help="run it in this directory (relative to here)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="set a variable for it (repeatable)")
+    parser.add_argument("--stdin", default=None, metavar="FILE", help="write FILE ('-': this program's standard input, up to 1 MiB) to its standard input")
     args = parser.parse_args(argv)
+    if args.follow and args.output:
+        parser.error("--follow prints the output as it comes and --output once it has ended: use one of them")
+    env: Optional[Dict[str, str]] = None
+    for pair in args.env:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            parser.error(f"--env expects NAME=VALUE, got {pair!r}")
+        env = {**(env or {}), name: value}
+    stdin: Optional[bytes] = None
+    if args.stdin is not None:
+        try:
+            with (open(sys.stdin.fileno(), "rb", closefd=False) if args.stdin == "-" else open(args.stdin, "rb")) as source:
+                stdin = source.read(MAX_STDIN_BYTES + 1)
+        except OSError as err:
+            parser.error(f"--stdin {args.stdin}: cannot read it ({err.strerror})")
     try:
         result = submit_command(
             " ".join(args.command), args.commands, args.results, args.sleep_time,
             timeout=args.timeout, capture=args.output, daemon_wait=args.wait,
+            cwd=None if args.cwd is None else os.path.abspath(args.cwd), env=env, stdin=stdin,
+            on_line=_print_line if args.follow else None,
         )
     except FileDaemonError as err:
         print(f"file_daemon: {err} [{err.code}]", file=sys.stderr)
@@ -1552,6 +1573,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     _print_output(result)
     return result.return_code if result.return_code >= 0 else 125
+
+
+def _print_line(line: OutputLine) -> None:
+    """A followed line, to the stream it came from; a part of a long line without its line break."""
+    out = sys.stdout if line.stream == "stdout" else sys.stderr
+    out.write(line.text if line.partial else line.text + "\n")
+    out.flush()
 
 
 def _print_output(result: CommandResult) -> None:

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
 import { bytesOf, fakeDaemon, killPythons, pendingMeta, PYTHON, PYTHON_DIR, readOrEmpty, replaceFile, SLEEP, usePythonSuite, waitFor } from "./helpers";
 
 /** One line handed to on_line: [seq, "o" | "e", text, partial, missed]. */
@@ -272,5 +273,22 @@ describe("python client: cwd, env, stdin and following output", function () {
     assert.deepEqual(outcome.lines.map((line) => line[0]), [1, 2], "no call after the one that raised");
     assert.equal(runsIn(marker), 1, "the command ran to its end, once");
     assert.equal(readOrEmpty(results), "", "its result was collected");
+  });
+
+  it("its CLI: --follow prints lines as they come, --cwd, --env NAME=VALUE and --stdin - reach the command", async () => {
+    await start();
+    const { commands, results } = files();
+    const dir = tmp.file("work");
+    mkdirSync(dir);
+    const child = spawn(PYTHON, [path.join(PYTHON_DIR, "file_daemon.py"), commands, results, String(SLEEP), "-f", "--cwd", dir, "--env", "A=1", "--env", "B=x=y", "--stdin", "-", "--", 'pwd; echo "$A $B"; cat; echo oops >&2; exit 3'], { stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.end("from stdin\n");
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise((resolve) => child.once("close", resolve));
+    assert.equal(code, 3, stderr);
+    assert.equal(stdout, `${dir}\n1 x=y\nfrom stdin\n`);
+    assert.equal(stderr, "oops\n");
   });
 });
