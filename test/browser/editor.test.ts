@@ -153,9 +153,18 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     await header.waitFor({ state: "visible" });
     const version = (JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { version: string }).version;
     assert.equal((await header.locator(".red-ui-palette-module-version").innerText()).trim(), version);
-    await header.locator(".red-ui-palette-module-set-button", { hasText: "2 nodes" }).click();
     const types = page.locator(".red-ui-editableList-item-content", { has: header }).locator(".red-ui-palette-module-type-node");
-    await types.nth(1).waitFor({ state: "visible" });
+    // The dialog is still sliding in: a click that lands before its handlers are bound does
+    // nothing (seen on a loaded CI machine), so click again until the list opens.
+    for (let attempt = 1; ; attempt++) {
+      await header.locator(".red-ui-palette-module-set-button", { hasText: "2 nodes" }).click();
+      try {
+        await types.nth(1).waitFor({ state: "visible", timeout: 5000 });
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+      }
+    }
     assert.deepEqual((await types.allInnerTexts()).map((t) => t.trim()).sort(), ["file-daemon", "file-daemon-exec"]);
     await shot("02-manage-palette");
     await page.click(".red-ui-tray-toolbar #node-dialog-ok"); // Close
