@@ -137,9 +137,7 @@ export class DaemonChannel {
     if (!attempt.held) return false;
     if (attempt.value !== null) this.logAs("error", attempt.value.log);
     // A stream left by an earlier daemon has nobody to write it any more (its follower keeps what it holds open).
-    const left = removeStreamFiles(this.files);
-    if (left !== null) this.logAs("error", left);
-    this.mayHaveStream = left !== null;
+    this.removeLeftoverStream();
     this.recovered = true;
     return true;
   }
@@ -176,13 +174,19 @@ export class DaemonChannel {
   /** The stream file of a followed command, made before it starts; a command nobody follows finds none left over. */
   private startOutputStream(record: CommandRecord): OutputStream | null {
     if (!record.stream) {
-      const left = this.mayHaveStream ? removeStreamFiles(this.files) : null;
-      if (left !== null) this.logAs("error", left);
-      this.mayHaveStream = left !== null;
+      this.removeLeftoverStream();
       return null;
     }
     this.mayHaveStream = true;
     return OutputStream.create(this.files, record.id, this.ctx.fileMode, () => isOwnerGone(record), this.ctx.log);
+  }
+
+  /** Removes the channel's stream files if some may be there; one that cannot be removed is logged and tried again next time. */
+  private removeLeftoverStream(): void {
+    if (!this.mayHaveStream) return;
+    const left = removeStreamFiles(this.files);
+    if (left !== null) this.logAs("error", left);
+    this.mayHaveStream = left !== null;
   }
 
   /**
@@ -257,8 +261,7 @@ export class DaemonChannel {
       if (writes === null) return;
       applyWrites(state, writes);
       // Its follower is gone too: nobody will read the stream file.
-      const left = this.mayHaveStream ? removeStreamFiles(this.files) : null;
-      if (left !== null) this.logAs("error", left);
+      this.removeLeftoverStream();
       const what = state.results.kind === "garbage" ? `unreadable content ${JSON.stringify(state.results.text)}` : "a result nobody collected";
       this.logAs("info", `cleared ${what} from ${this.files.results}`);
       this.uncollected = null;

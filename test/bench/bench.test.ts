@@ -1,23 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { leftovers } from "./leftovers";
 import { LABELS } from "../../bench/table";
 
 const RUN = path.resolve(__dirname, "..", "..", "bench", "run.js");
 
 /** Our temp directories left in os.tmpdir() or /dev/shm. */
-function leftovers(): string[] {
-  const list = (dir: string) => {
-    try {
-      return readdirSync(dir).filter((name) => name.startsWith("file-daemon-bench-")).map((name) => path.join(dir, name));
-    } catch {
-      return [];
-    }
-  };
-  return [...list(os.tmpdir()), ...list("/dev/shm")];
-}
+const ours = () => leftovers("file-daemon-bench-");
 
 /**
  * The benchmark keeps working: `--quick` exits 0 and prints every row. Nothing here is timed
@@ -27,7 +17,7 @@ describe("npm run bench -- --quick", function () {
   this.timeout(120_000);
 
   it("exits 0 and prints the machine and every row of the table, and leaves no temp files", async () => {
-    const before = new Set(leftovers());
+    const before = new Set(ours());
     const child = spawn(process.execPath, [RUN, "--quick"], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
@@ -80,7 +70,7 @@ describe("npm run bench -- --quick", function () {
       "the targets block comes after the table",
     );
     assert.deepEqual(
-      leftovers().filter((name) => !before.has(name)),
+      ours().filter((name) => !before.has(name)),
       [],
     );
   });

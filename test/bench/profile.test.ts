@@ -1,30 +1,20 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { leftovers } from "./leftovers";
 import { analyse, END_MARK, PHASES, SPAWN_LABEL, START_MARK, TOTAL_LABEL, type Event, type Kind, type Side } from "../../bench/profile-timeline";
 
 const PROFILE = path.resolve(__dirname, "..", "..", "bench", "profile.js");
 
 /** Our temp directories left in os.tmpdir() or /dev/shm. */
-function leftovers(): string[] {
-  const list = (dir: string) => {
-    try {
-      return readdirSync(dir).filter((name) => name.startsWith("file-daemon-profile-")).map((name) => path.join(dir, name));
-    } catch {
-      return [];
-    }
-  };
-  return [...list(os.tmpdir()), ...list("/dev/shm")];
-}
+const ours = () => leftovers("file-daemon-profile-");
 
 /** Nothing here is timed (the machine is noisy): the profile runs, and prints every row. */
 describe("npm run profile", function () {
   this.timeout(120_000);
 
   it("with 5 rounds: exits 0, prints every phase, the total and the raw spawn in each table, and leaves no temp files", async () => {
-    const before = new Set(leftovers());
+    const before = new Set(ours());
     const child = spawn(process.execPath, [PROFILE, "--rounds", "5", "--warmup", "3"], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
@@ -46,7 +36,7 @@ describe("npm run profile", function () {
       assert.doesNotMatch(table, /NaN|undefined/);
     }
     assert.deepEqual(
-      leftovers().filter((dir) => !before.has(dir)),
+      ours().filter((dir) => !before.has(dir)),
       [],
     );
   });
