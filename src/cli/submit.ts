@@ -3,14 +3,13 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import type { OutputLine } from "../client/stream-follower";
 import { MAX_STDIN_BYTES } from "../protocol/limits";
-import { peekSync } from "../protocol/io/channel-state";
-import { decodeCommands } from "../protocol/command-record";
 import { readLiveDaemon } from "../protocol/io/live-daemon";
 import { EXIT } from "../shared/exit-status";
 import { FileDaemonError } from "../protocol/errors";
-import { channelFiles, daemonFiles } from "../protocol/paths";
-import { decodeResults, returnCodeLine } from "../protocol/result-record";
+import { daemonFiles } from "../protocol/paths";
+import { returnCodeLine } from "../protocol/result-record";
 import { CommandFailedError, submitCommand, type CommandResult } from "../client/submit";
+import { isIdle, readChannels } from "../client/channel-overview";
 import { DEFAULT_SLEEP_TIME, MAX_SLEEP_TIME } from "../shared/settings";
 
 /** The largest timeout a submitter may ask for, in seconds (what a Node timer can hold). */
@@ -234,17 +233,13 @@ export function statusCli(args: string[]): number {
     return EXIT.NOT_RUNNING;
   }
   process.stdout.write(`running: pid ${daemon.pid}, ${daemon.channels} channel(s), sleep ${daemon.sleepTime} s, since ${daemon.startedAt}, version ${daemon.version}\n`);
-  for (let i = 0; i < daemon.channels; i++) {
-    const channel = channelFiles(files, i);
-    const commands = decodeCommands(peekSync(channel.commands));
-    const results = decodeResults(peekSync(channel.results));
+  for (const channel of readChannels(files, daemon.channels)) {
     const parts: string[] = [];
-    if (commands.kind === "pending") parts.push(`queued ${commands.record.id}`);
-    if (results.kind === "running") parts.push(`running ${results.id}`);
-    if (results.kind === "done") parts.push(`result ${returnCodeLine(results)} for ${results.id} waiting to be collected`);
-    if (results.kind === "foreign") parts.push(`result ${results.code} waiting to be collected`);
-    if (results.kind === "garbage") parts.push("unreadable results file");
-    process.stdout.write(`  channel ${i}: ${parts.length === 0 ? "idle" : parts.join(", ")}\n`);
+    if (channel.queued !== null) parts.push(`queued ${channel.queued}`);
+    if (channel.running !== null) parts.push(`running ${channel.running}`);
+    if (channel.uncollected !== null) parts.push(`result ${channel.uncollected.code}${channel.uncollected.id === null ? "" : ` for ${channel.uncollected.id}`} waiting to be collected`);
+    if (channel.unreadable) parts.push("unreadable results file");
+    process.stdout.write(`  channel ${channel.index}: ${isIdle(channel) ? "idle" : parts.join(", ")}\n`);
   }
   return 0;
 }

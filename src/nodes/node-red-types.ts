@@ -57,3 +57,34 @@ export interface NodeAPI {
     removeListener(event: string, listener: () => void): void;
   };
 }
+
+/** An Express request as the admin routes read it (Node-RED's httpAdmin is an Express app). */
+export interface AdminRequest {
+  readonly params: Readonly<Record<string, string | undefined>>;
+}
+
+export interface AdminResponse {
+  status(code: number): AdminResponse;
+  json(body: unknown): void;
+}
+
+export type AdminHandler = (req: AdminRequest, res: AdminResponse, next: () => void) => void;
+
+/** What a plugin's runtime part uses: the node API plus the admin HTTP app and its permission checks. */
+export interface PluginAPI extends NodeAPI {
+  readonly nodes: NodeAPI["nodes"] & {
+    /** Every node and config node of the deployed flows, as saved. */
+    eachNode(callback: (def: NodeDef & Record<string, unknown>) => void): void;
+  };
+  readonly plugins: {
+    registerPlugin(id: string, definition: { readonly type: string }): void;
+  };
+  readonly httpAdmin: {
+    get(path: string, ...handlers: AdminHandler[]): void;
+    post(path: string, ...handlers: AdminHandler[]): void;
+  };
+  readonly auth: {
+    /** Refuses (401) a request whose user lacks `permission` when adminAuth is set; passes every request otherwise. */
+    needsPermission(permission: string): AdminHandler;
+  };
+}

@@ -144,7 +144,7 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     await shot("01-palette");
   });
 
-  it("lists both node types of the package in Manage palette", async () => {
+  it("lists both node types and the sidebar plugin of the package in Manage palette", async () => {
     await page.click("#red-ui-header-button-sidemenu");
     await page.click("#menu-item-edit-palette");
     const header = page.locator(".red-ui-palette-module-header", {
@@ -159,13 +159,13 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
     for (let attempt = 1; ; attempt++) {
       await header.locator(".red-ui-palette-module-set-button", { hasText: "2 nodes" }).click();
       try {
-        await types.nth(1).waitFor({ state: "visible", timeout: 5000 });
+        await types.nth(2).waitFor({ state: "visible", timeout: 5000 });
         break;
       } catch (err) {
         if (attempt === 3) throw err;
       }
     }
-    assert.deepEqual((await types.allInnerTexts()).map((t) => t.trim()).sort(), ["file-daemon", "file-daemon-exec"]);
+    assert.deepEqual((await types.allInnerTexts()).map((t) => t.trim()).sort(), ["file-daemon", "file-daemon-exec", "file-daemon-sidebar"]);
     await shot("02-manage-palette");
     await page.click(".red-ui-tray-toolbar #node-dialog-ok"); // Close
     await page.locator("#red-ui-settings-tab-palette").waitFor({ state: "hidden" });

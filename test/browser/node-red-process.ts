@@ -36,7 +36,7 @@ export function freePort(): Promise<number> {
  * off, run by `node` (default: this Node.js), with this process's environment and `env` over it.
  * Resolves once the editor answers HTTP; rejects if Node-RED exits first or after `ms`.
  */
-export async function startNodeRed(userDir: string, ms = 30_000, node = process.execPath, env: NodeJS.ProcessEnv = {}): Promise<NodeRed> {
+export async function startNodeRed(userDir: string, ms = 30_000, node = process.execPath, env: NodeJS.ProcessEnv = {}, settingsFile?: string): Promise<NodeRed> {
   const load = createRequire(path.join(REPO, "package.json"));
   const red = load.resolve(`${NR_PKG}/red.js`);
   const version = (load(`${NR_PKG}/package.json`) as { version: string }).version;
@@ -50,6 +50,7 @@ export async function startNodeRed(userDir: string, ms = 30_000, node = process.
     "--define", "flowFile=flows.json",
     "--define", "telemetry.enabled=false",
     "--define", "editorTheme.tours=false",
+    ...(settingsFile === undefined ? [] : ["--settings", settingsFile]),
   ], { cwd: userDir, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -5,6 +5,7 @@ import { pause } from "../../shared/pause";
 import { timeoutMs } from "../../shared/settings";
 import { NotAllowedError } from "../file-daemon/allowlist";
 import { daemonProblemError, healthStatus, type DaemonConnection, type DaemonHealth } from "../file-daemon/daemon-connection";
+import type { CommandEnd, Sender } from "../file-daemon/daemon-activity";
 import { commandFor } from "./exec-command";
 import { messageOptions, parseEnvSetting, type MessageOptions } from "./exec-options";
 import type { OutputLine } from "../../client/stream-follower";
@@ -49,6 +50,9 @@ const CLOSED = "the node was closed (redeploy or Node-RED stopping)";
 export class ExecRunner {
   private readonly queue: CommandQueue<CommandResult>;
   private readonly unsubscribe: () => void;
+  /** Stops reporting this node's queue to the sidebar. */
+  private readonly stopReporting: () => void;
+  private readonly sender: Sender;
   /** One per submission in progress: aborted with a signal name by msg.kill. */
   private readonly submissions = new Set<AbortController>();
   /** What the status shows when nothing runs or waits: the last outcome or daemon change. */
@@ -66,6 +70,8 @@ export class ExecRunner {
     this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
     this.idleStatus = healthStatus(daemon.health, env.t);
     this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
+    this.sender = { id: node.id, name: node.name ?? "" };
+    this.stopReporting = daemon.activity.addQueue(node.id, () => ({ node: this.sender, waiting: this.queue.waitingCount, running: this.queue.runningCount }));
     this.nodeEnv = envSetting(def.env);
     if (this.nodeEnv instanceof FileDaemonError) node.error(`${this.nodeEnv.message}; every message fails until it is fixed`);
     this.showStatus();
@@ -77,7 +83,7 @@ export class ExecRunner {
       this.kill(msg, done);
       return;
     }
-    let command: string;
+    let command: string | null = null;
     let timeout: number;
     let extras: MessageOptions;
     try {
@@ -89,11 +95,15 @@ export class ExecRunner {
       if (this.nodeEnv instanceof FileDaemonError) throw this.nodeEnv;
       extras = messageOptions(this.def, this.nodeEnv, msg);
     } catch (err) {
+      this.daemon.activity.refused(this.sender, command, endOf(err));
       this.fail(msg, err, done);
       return;
     }
     const capture = this.def.capture === true;
     const { commandsFile, resultsFile, sleepTime } = this.daemon;
+    const submitted = command;
+    /** Records the end for the sidebar: set once the command is handed to the daemon. */
+    let ended: ((end: CommandEnd) => void) | null = null;
     this.queue
       .push((queueSignal) => {
         // Looked at as the command goes out, not when it came in: a directory fixed meanwhile is used.
@@ -105,16 +115,24 @@ export class ExecRunner {
         if (queueSignal.aborted) forward();
         else queueSignal.addEventListener("abort", forward, { once: true });
         this.submissions.add(submission);
-        if (this.env.verbose) this.node.log(`running: ${command}`);
+        ended = this.daemon.activity.started(this.sender, submitted, this.def.stream === true, (signal) => submission.abort(signal));
+        if (this.env.verbose) this.node.log(`running: ${submitted}`);
         const options = { ...extras, timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds(), ...(this.def.stream === true ? { onLine: (line: OutputLine) => send([null, lineMessage(line)]) } : {}) };
-        return submitCommand(command, commandsFile, resultsFile, sleepTime, options).finally(() => {
+        return submitCommand(submitted, commandsFile, resultsFile, sleepTime, options).finally(() => {
           this.submissions.delete(submission);
           queueSignal.removeEventListener("abort", forward);
         });
       })
       .then(
-        (result) => this.succeed(msg, result, send, done),
-        (err: unknown) => this.fail(msg, err, done),
+        (result) => {
+          ended?.(this.def.failOnNonZero === true && isNonZero(result) ? endOf(new NonZeroExitError(result), result) : endOf(null, result));
+          this.succeed(msg, result, send, done);
+        },
+        (err: unknown) => {
+          if (ended !== null) ended(endOf(err));
+          else this.daemon.activity.refused(this.sender, submitted, endOf(err));
+          this.fail(msg, err, done);
+        },
       );
   }
 
@@ -139,6 +157,7 @@ export class ExecRunner {
   async close(): Promise<void> {
     this.closing = true;
     this.unsubscribe();
+    this.stopReporting();
     const stopped = new AbortController();
     await Promise.race([this.queue.close(CLOSED), pause(CLOSE_WAIT_MS, stopped.signal)]);
     stopped.abort();
@@ -233,6 +252,14 @@ function envSetting(text: string | undefined): Readonly<Record<string, string>> 
   } catch (err) {
     return err instanceof FileDaemonError ? err : new FileDaemonError("BAD_OPTION", String(err));
   }
+}
+
+/** How a message ended, for the sidebar's recent results: the command's outcome and, for a failure, its error. */
+function endOf(err: unknown, ran: CommandResult | null = null): CommandEnd {
+  const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
+  const outcome = { code: result?.code ?? null, signal: result?.signal ?? null };
+  if (err === null) return { ...outcome, error: null, message: null };
+  return { ...outcome, error: errorCode(err), message: err instanceof Error ? err.message : JSON.stringify(err) };
 }
 
 /** A line of output as a message of the second output. */

@@ -8,6 +8,7 @@ import { ensureDefaultDirectory } from "../../shared/default-directory";
 import { pause } from "../../shared/pause";
 import type { Allowlist } from "../../shared/allowlist";
 import { healthStatus, problemStatusKey, type DaemonConnection, type DaemonHealth } from "./daemon-connection";
+import { DaemonActivity } from "./daemon-activity";
 import { claim, leaveRunning } from "./daemon-handover";
 import type { DaemonSettings } from "./daemon-settings";
 import type { Node, NodeAPI } from "../node-red-types";
@@ -39,6 +40,7 @@ export class ConfigDaemon implements DaemonConnection {
   private readonly closed = (): boolean => this.closing.signal.aborted;
   /** The retries of a default directory that was not usable at the start. */
   private readonly waiting: Promise<void> | null = null;
+  readonly activity = new DaemonActivity();
 
   constructor(
     private readonly RED: NodeAPI,
@@ -49,6 +51,7 @@ export class ConfigDaemon implements DaemonConnection {
       settings.mode === "managed"
         ? { state: "starting", pid: null, channels: settings.channels, message: "not started yet" }
         : { state: "unknown", pid: null, channels: 1, message: "not checked yet" };
+    this.activity.healthChanged(this.current);
     const dir = settings.defaultDirectory;
     if (dir === null || this.directoryReady(dir)) this.startDaemon();
     else this.waiting = this.waitForDirectory(dir);
@@ -105,6 +108,10 @@ export class ConfigDaemon implements DaemonConnection {
         return;
       }
     }
+  }
+
+  get mode(): DaemonSettings["mode"] {
+    return this.settings.mode;
   }
 
   get commandsFile(): string {
@@ -190,6 +197,7 @@ export class ConfigDaemon implements DaemonConnection {
 
   private update(health: DaemonHealth): void {
     this.current = health;
+    this.activity.healthChanged(health);
     // The config node's catalog holds the same health texts under its own name (Node-RED looks keys up per node file).
     this.node.status(healthStatus(health, (key, vars) => this.RED._(key.replace(/^file-daemon-exec\./, "file-daemon."), vars)));
     for (const listener of this.listeners) listener(health);

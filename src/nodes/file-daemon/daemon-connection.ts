@@ -1,6 +1,7 @@
 import type { StartProblem } from "../../supervisor/start-problem";
 import { FileDaemonError } from "../../protocol/errors";
 import type { Allowlist } from "../../shared/allowlist";
+import type { DaemonActivity } from "./daemon-activity";
 import type { Node, NodeStatus, Translate } from "../node-red-types";
 
 /** The daemon's health as exec nodes see it, in managed or external mode. */
@@ -56,6 +57,8 @@ export function daemonProblemError(health: DaemonHealth, err: unknown): FileDaem
 
 /** What a `file-daemon` config node offers the `file-daemon-exec` nodes that use it. */
 export interface DaemonConnection {
+  /** Managed: Node-RED starts and supervises the daemon; external: it only watches it. */
+  readonly mode: "managed" | "external";
   readonly commandsFile: string;
   readonly resultsFile: string;
   /** Seconds, as submitCommand takes it. */
@@ -70,6 +73,8 @@ export interface DaemonConnection {
   readonly refusal: FileDaemonError | null;
   /** Seconds a submission may wait for the daemon to (re)appear before it fails. */
   daemonWaitSeconds(): number;
+  /** What the exec nodes are doing with this daemon, for the editor's sidebar. */
+  readonly activity: DaemonActivity;
   /** Calls `listener` on every health change; returns the unsubscribe function. */
   subscribe(listener: (health: DaemonHealth) => void): () => void;
 }

@@ -1,0 +1,111 @@
+import { readChannels, isIdle, type ChannelOverview } from "../../client/channel-overview";
+import { readLiveDaemon } from "../../protocol/io/live-daemon";
+import { daemonFiles } from "../../protocol/paths";
+import { encodeFileMode, type PublishedInfo } from "../../protocol/daemon-info";
+import { connectionOf, type DaemonConnection } from "../file-daemon/daemon-connection";
+import type { EndedCommand, HealthChange, QueueDepth, RunningCommand } from "../file-daemon/daemon-activity";
+import type { PluginAPI } from "../node-red-types";
+
+/** One config node as the sidebar shows it. Times are ms since the epoch; durations ms. */
+export interface DaemonOverview {
+  readonly id: string;
+  readonly name: string;
+  readonly mode: DaemonConnection["mode"] | null;
+  readonly commands: string | null;
+  readonly results: string | null;
+  readonly state: string;
+  readonly message: string;
+  /** Managed mode: why the daemon cannot start until someone fixes it. */
+  readonly problem: string | null;
+  /** What the daemon publishes about itself; null when none serves these files. */
+  readonly daemon: PublishedDaemon | null;
+  readonly channels: readonly { readonly index: number; readonly busy: boolean; readonly running: string | null }[];
+  readonly queues: readonly QueueDepth[];
+  readonly running: readonly (Omit<RunningCommand, "startedMono"> & { readonly forMs: number })[];
+  readonly recent: readonly EndedCommand[];
+  readonly health: readonly HealthChange[];
+  /** Why the daemon's files could not be read (permission), or why this config node is not usable. */
+  readonly error: string | null;
+}
+
+interface PublishedDaemon {
+  readonly pid: number;
+  readonly version: string;
+  readonly startedAt: string;
+  readonly uptimeMs: number | null;
+  readonly channels: number;
+  readonly sleepTime: number;
+  readonly features: readonly string[];
+  readonly fileMode: string;
+  readonly allow: string | null;
+}
+
+/**
+ * Every `file-daemon` config node of the deployed flows, with its daemon's health and what its
+ * exec nodes are doing. Read when the sidebar asks, and only then: the daemon's info file and a
+ * peek at each channel's two files; the rest is in memory.
+ */
+export function readOverview(RED: PluginAPI): DaemonOverview[] {
+  const overview: DaemonOverview[] = [];
+  RED.nodes.eachNode((def) => {
+    if (def.type !== "file-daemon") return;
+    const name = def.name ?? "";
+    const connection = connectionOf(RED.nodes.getNode(def.id));
+    if (connection === null) {
+      overview.push({ ...nothingKnown(def.id, name), error: "this config node could not start: see the Node-RED log" });
+      return;
+    }
+    overview.push(describe(def.id, name, connection));
+  });
+  return overview;
+}
+
+function describe(id: string, name: string, connection: DaemonConnection): DaemonOverview {
+  const { health, activity } = connection;
+  const now = performance.now();
+  let daemon: PublishedInfo | null = null;
+  let channels: ChannelOverview[] = [];
+  let error: string | null = null;
+  try {
+    const files = daemonFiles(connection.commandsFile, connection.resultsFile);
+    daemon = connection.refusal === null ? readLiveDaemon(files) : null;
+    if (daemon !== null) channels = readChannels(files, daemon.channels);
+  } catch (err) {
+    error = err instanceof Error ? err.message : String(err);
+  }
+  return {
+    ...nothingKnown(id, name),
+    mode: connection.mode,
+    commands: connection.commandsFile,
+    results: connection.resultsFile,
+    state: health.state,
+    message: health.message,
+    problem: connection.refusal?.message ?? health.problem?.message ?? null,
+    daemon: daemon === null ? null : published(daemon),
+    channels: channels.map((channel) => ({ index: channel.index, busy: !isIdle(channel), running: channel.running })),
+    queues: activity.queueDepths(),
+    running: activity.runningCommands().map(({ startedMono, ...command }) => ({ ...command, forMs: now - startedMono })),
+    recent: activity.recentResults(),
+    health: activity.healthChanges(),
+    error,
+  };
+}
+
+function published(info: PublishedInfo): PublishedDaemon {
+  const started = Date.parse(info.startedAt);
+  return {
+    pid: info.pid,
+    version: info.version,
+    startedAt: info.startedAt,
+    uptimeMs: Number.isNaN(started) ? null : Math.max(0, Date.now() - started),
+    channels: info.channels,
+    sleepTime: info.sleepTime,
+    features: info.features,
+    fileMode: encodeFileMode(info.fileMode),
+    allow: info.allow,
+  };
+}
+
+function nothingKnown(id: string, name: string): DaemonOverview {
+  return { id, name, mode: null, commands: null, results: null, state: "unknown", message: "", problem: null, daemon: null, channels: [], queues: [], running: [], recent: [], health: [], error: null };
+}
