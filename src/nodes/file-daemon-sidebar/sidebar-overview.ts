@@ -52,7 +52,8 @@ export function readOverview(RED: PluginAPI): DaemonOverview[] {
     const name = def.name ?? "";
     const connection = connectionOf(RED.nodes.getNode(def.id));
     if (connection === null) {
-      overview.push({ ...nothingKnown(def.id, name), error: "this config node could not start: see the Node-RED log" });
+      // Between a redeploy's stop and start too: say both, not only the worse.
+      overview.push({ ...nothingKnown(def.id, name), error: "this config node is not running: the flows are being (re)started, or it could not start (see the Node-RED log)" });
       return;
     }
     overview.push(describe(def.id, name, connection));
