@@ -7,7 +7,7 @@ export interface DaemonFilesArg {
   readonly sleepTime: number;
 }
 
-/** "full": every node; "base": the core exec node only; "heap": the exec node and ours on d1, and on dTmpfs when given (a memory row's fresh worker). */
+/** "full": every node, and the sidebar plugin with its admin routes served on a port; "base": the core exec node only; "heap": the exec node and ours on d1, and on dTmpfs when given (a memory row's fresh worker). */
 export type FlowKind = "full" | "base" | "heap";
 
 export type Request =
@@ -21,6 +21,15 @@ export type Request =
   | { readonly op: "quiet"; readonly ms: number }
   | { readonly op: "stream"; readonly node: string }
   | { readonly op: "unload" };
+
+/** The reply to "load". */
+export interface LoadResult {
+  /**
+   * "full": the port on 127.0.0.1 where the worker serves its RED.httpAdmin, the sidebar
+   * plugin's routes (GET /file-daemon/overview) among them; null for the other flows.
+   */
+  readonly adminPort: number | null;
+}
 
 export interface EventLoopDelay {
   /** Milliseconds. */

@@ -1,15 +1,18 @@
 /**
  * The Node-RED process of the benchmark: a child of run.ts, so that the memory it is told to
  * hold, its event loop and the processes it starts are those of a Node-RED, not the driver's.
- * Loads flows through node-red-node-test-helper and answers requests over IPC (see ipc.ts).
+ * Loads flows through node-red-node-test-helper and answers requests over IPC (see ipc.ts); with
+ * the full flow it also serves the helper's RED.httpAdmin (the sidebar plugin's routes) on a port.
  */
 import { readFileSync } from "node:fs";
+import { createServer, type RequestListener, type Server } from "node:http";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import helper from "node-red-node-test-helper";
 import { SpawnCounter } from "./spawn-counter";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, FlowKind, HoldResult, InitResult, MemoryKind, Reply, Request, SeqResult, StreamResult } from "./ipc";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, FlowKind, HoldResult, InitResult, LoadResult, MemoryKind, Reply, Request, SeqResult, StreamResult } from "./ipc";
 
 type NodeModule = (RED: never) => void;
 type Msg = Record<string, unknown>;
@@ -43,8 +46,46 @@ function coreNode(file: string): NodeModule {
   return load(load.resolve(`@node-red/nodes/core/${file}`, { paths: [path.dirname(NR_PATH)] })) as NodeModule;
 }
 
-function ourNodes(): NodeModule[] {
-  return [load(path.join(REPO, "nodes", "file-daemon.js")) as NodeModule, load(path.join(REPO, "nodes", "file-daemon-exec.js")) as NodeModule];
+/** Our two node modules; with `sidebar`, the editor sidebar's plugin too (the helper calls it with its RED like a node module). */
+function ourNodes(sidebar: boolean): NodeModule[] {
+  const modules = [load(path.join(REPO, "nodes", "file-daemon.js")) as NodeModule, load(path.join(REPO, "nodes", "file-daemon-exec.js")) as NodeModule];
+  if (sidebar) modules.push(load(path.join(REPO, "nodes", "file-daemon-sidebar.js")) as NodeModule);
+  return modules;
+}
+
+/** The loaded flows' RED.httpAdmin on a real port (the full flow's), so that the driver can ask it as the editor's tab does. */
+let adminServer: Server | null = null;
+
+/**
+ * The helper's own express app, the RED.httpAdmin it hands the modules it loads (so the
+ * sidebar's routes are on it). `_httpAdmin` is a private field of node-red-node-test-helper
+ * (0.3: made anew by each load(); its request() wraps it in supertest), so our typings of the
+ * helper (test/nodes/node-red-node-test-helper.d.ts) leave it out; read here, and checked.
+ */
+function helperAdminApp(): RequestListener {
+  const app = (helper as unknown as { _httpAdmin?: unknown })._httpAdmin;
+  if (typeof app !== "function") throw new Error("node-red-node-test-helper has no _httpAdmin app (has its internals changed?)");
+  return app as RequestListener;
+}
+
+/** Serves the helper's admin app on 127.0.0.1, a free port; resolves to the port. */
+async function serveAdmin(): Promise<number> {
+  const server = createServer(helperAdminApp());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  adminServer = server;
+  return (server.address() as AddressInfo).port;
+}
+
+async function stopAdmin(): Promise<void> {
+  const server = adminServer;
+  if (server === null) return;
+  adminServer = null;
+  // The driver's fetch keeps its connection alive, as a browser does: close it too.
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 function node(id: string): NonNullable<ReturnType<typeof helper.getNode>> {
@@ -186,7 +227,7 @@ async function handle(request: Request): Promise<unknown> {
       return result;
     }
     case "load": {
-      const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "base" ? [] : ourNodes())];
+      const nodes = [coreNode("function/90-exec.js"), ...(request.flow === "base" ? [] : ourNodes(request.flow === "full"))];
       await helper.load(nodes, flowFor(request.flow, request.d1, request.dN, request.dTmpfs));
       // The helper spies on every node's send/status/log (sinon, plus a nextTick per call) for
       // test assertions; a real Node-RED does not, so remove that overhead for both nodes.
@@ -202,7 +243,8 @@ async function handle(request: Request): Promise<unknown> {
         await waitForDaemon("d1", request.d1.channels);
         if (request.dTmpfs !== undefined) await waitForDaemon("dT", request.dTmpfs.channels);
       }
-      return null;
+      const loaded: LoadResult = { adminPort: request.flow === "full" ? await serveAdmin() : null };
+      return loaded;
     }
     case "seq": {
       counter.reset();
@@ -267,6 +309,7 @@ async function handle(request: Request): Promise<unknown> {
       return stop();
     }
     case "unload": {
+      await stopAdmin();
       await helper.unload();
       return null;
     }

@@ -19,7 +19,9 @@
  * measured; for +0 and each memory row, a fresh Node-RED process that holds that much extra
  * memory, of one kind (Buffers or JS objects), or none; a second Node-RED with only the core
  * exec node (the idle baseline); a bare idle `node` (the memory baseline); for the soak, a
- * daemon of its own fed by this driver through the client.
+ * daemon of its own fed by this driver through the client. The first Node-RED also serves its
+ * admin routes on a port, and this driver asks the sidebar's overview there as an open editor
+ * tab would, from outside the Node-RED process.
  */
 import { existsSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -28,7 +30,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { submitCommand } from "../src/client/submit";
 import { killAllChildren, NodeRedWorker, REPO, runDriver, spawnTrue, startBareNode, startDaemon, type DaemonChild, type PlainChild } from "./children";
-import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, MemoryKind, SeqResult, StreamResult } from "./ipc";
+import type { BurstResult, DaemonFilesArg, EventLoopDelay, HoldResult, InitResult, LoadResult, MemoryKind, SeqResult, StreamResult } from "./ipc";
 import { cpuSample, cpuUse, fileSystemOf, memoryOf, startSampling, type CpuUse, type Memory, type Sample } from "./proc";
 import { countForks, straceAvailable, type ForkCount } from "./strace";
 import { fmt, median, mib, ms, ratio, times } from "./stats";
@@ -107,6 +109,67 @@ function signedMs(value: number): string {
 }
 
 const BURST = 200;
+
+/** How often the editor's open sidebar tab asks (POLL_MS in nodes/file-daemon-sidebar.html): the next GET this long after the previous answer. */
+const TAB_POLL_MS = 1000;
+/** The full flow's external config nodes (d1 and dN; dT too with tmpfs): an overview lists each. */
+const TAB_MIN_DAEMONS = 2;
+/** The tab's cost, judged against the same Node-RED with the tab closed. */
+const TAB_CPU = 0.1;
+/** In the event-loop window with the tab open, the first GET waits this long, so that the worker's monitor has started. */
+const TAB_ELD_OFFSET_MS = 20;
+
+interface TabPoll {
+  readonly requests: number;
+  readonly failed: number;
+  readonly firstError: string | null;
+  /** ms from each GET to its whole answer, read and checked. */
+  readonly latencies: readonly number[];
+}
+
+/** One GET of the overview, as the tab sends it; null when the answer is 200, JSON, with every config node; else what is wrong. */
+async function askOverview(url: string): Promise<string | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const text = await response.text();
+    // The start of the answer, on one line (it may end up in a table cell).
+    const start = text.slice(0, 200).replace(/\s+/g, " ");
+    if (response.status !== 200) return `status ${response.status}: ${start}`;
+    const type = response.headers.get("content-type") ?? "";
+    if (!type.startsWith("application/json")) return `content-type ${type}: ${start}`;
+    const body = JSON.parse(text) as { daemons?: unknown };
+    if (!Array.isArray(body.daemons)) return `no daemons list: ${start}`;
+    if (body.daemons.length < TAB_MIN_DAEMONS) return `${body.daemons.length} daemon(s), expected ≥ ${TAB_MIN_DAEMONS}: ${start}`;
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/**
+ * The open tab for `windowMs` (from now): after `startAfterMs`, a GET; TAB_POLL_MS after its
+ * answer the next, one after the other as the tab's timer does, while the next still starts
+ * inside the window.
+ */
+async function openTab(url: string, windowMs: number, startAfterMs = 0): Promise<TabPoll> {
+  const end = performance.now() + windowMs;
+  await pause(startAfterMs);
+  const latencies: number[] = [];
+  let failed = 0;
+  let firstError: string | null = null;
+  for (;;) {
+    const asked = performance.now();
+    const error = await askOverview(url);
+    latencies.push(performance.now() - asked);
+    if (error !== null) {
+      failed++;
+      firstError ??= error;
+    }
+    if (performance.now() + TAB_POLL_MS >= end) break;
+    await pause(TAB_POLL_MS);
+  }
+  return { requests: latencies.length, failed, firstError, latencies };
+}
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
@@ -440,7 +503,9 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   await Promise.all([worker.ready, baseline.ready]);
   const nodeRed = await worker.request<InitResult>({ op: "init" });
   await baseline.request<InitResult>({ op: "init" });
-  await worker.request({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
+  const loaded = await worker.request<LoadResult>({ op: "load", flow: "full", d1: arg(d1), dN: arg(dN), ...(dTmpfs === null ? {} : { dTmpfs: arg(dTmpfs) }) });
+  if (loaded.adminPort === null) throw new Error("the Node-RED worker serves no admin port for the full flow");
+  const overviewUrl = `http://127.0.0.1:${loaded.adminPort}/file-daemon/overview`;
   await baseline.request({ op: "load", flow: "base" });
 
   // The daemon's memory idle, before its first command (Node-RED has loaded the flows: the config nodes found it).
@@ -469,6 +534,23 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   const afterWork = await measureIdle();
   await pause(plan.settleMs);
   const idle = await measureIdle();
+
+  // --- the sidebar tab open: this driver asks as the editor's tab does, from outside Node-RED ----
+  // Closed (nothing asks) is the idle window above. A few GETs first (the route's first answer
+  // compiles its code), then one more window as long, CPU sampled the same way. Then the
+  // worker's event loop over two more such windows, closed and open: the monitor's 1 ms timer
+  // costs CPU of its own, so the CPU windows run without it.
+  log(`sidebar tab: GET /file-daemon/overview every ${TAB_POLL_MS / 1000} s for ${plan.idleMs / 1000} s (CPU), then the event loop ${plan.idleMs / 1000} s closed and ${plan.idleMs / 1000} s open`);
+  const tabWarmUp: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const error = await askOverview(overviewUrl);
+    if (error !== null) tabWarmUp.push(error);
+  }
+  if (tabWarmUp.length > 0) log(`warning: the overview's warm-up GETs failed: ${tabWarmUp[0] ?? ""}`);
+  await pause(TAB_POLL_MS);
+  const [tabCpu, tabCpuPoll] = await Promise.all([measureIdle(), openTab(overviewUrl, plan.idleMs)]);
+  const tabClosedEld = await worker.request<EventLoopDelay>({ op: "quiet", ms: plan.idleMs });
+  const [tabOpenEld, tabEldPoll] = await Promise.all([worker.request<EventLoopDelay>({ op: "quiet", ms: plan.idleMs }), openTab(overviewUrl, plan.idleMs, TAB_ELD_OFFSET_MS)]);
 
   // --- floor ---------------------------------------------------------------------------------
   log("floor: spawn sh -c true");
@@ -642,6 +724,23 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
     figure: `${fmt(idle.nodeRed.percent, 3)} % vs ${fmt(idle.baseline.percent, 3)} % (Δ ${signed(idleCost)} % of a core; ticks ${idle.nodeRed.ticks} vs ${idle.baseline.ticks}); ${firstS}: Δ ${signed(firstCost)} %`,
     target: "no measurable cost (Δ ≤ 0.1 %)",
     verdict: verdict(idleCost <= 0.1),
+  });
+  // The tab: CPU in the window it was open against the idle window (closed); the event loop in two windows of their own.
+  const tabCost = tabCpu.nodeRed.percent - idle.nodeRed.percent;
+  const tabP99Over = tabOpenEld.p99 - tabClosedEld.p99;
+  const tabMaxOver = tabOpenEld.max - tabClosedEld.max;
+  const tabFailed = tabWarmUp.length + tabCpuPoll.failed + tabEldPoll.failed;
+  const tabFirstError = tabWarmUp[0] ?? tabCpuPoll.firstError ?? tabEldPoll.firstError;
+  const tabAnswers = [...tabCpuPoll.latencies, ...tabEldPoll.latencies];
+  rows.push({
+    what: `${LABELS.sidebarTab} (GET /file-daemon/overview every ${fmt(TAB_POLL_MS / 1000, 0)} s, as the open tab asks; ${tabCpuPoll.requests} request${tabCpuPoll.requests === 1 ? "" : "s"} in ${idleS} s for CPU, ${tabEldPoll.requests} for the event loop; ${tabFailed} failed${tabFirstError === null ? "" : ` (${tabFirstError})`})`,
+    figure:
+      `CPU ${fmt(tabCpu.nodeRed.percent, 3)} % vs ${fmt(idle.nodeRed.percent, 3)} % of a core (Δ ${signed(tabCost)} %, ≈ ${fmt((tabCost * 10 * tabCpu.nodeRed.seconds) / tabCpuPoll.requests, 2)} ms per answer; ticks ${tabCpu.nodeRed.ticks} vs ${idle.nodeRed.ticks}; ` +
+      `baseline Node-RED ${fmt(tabCpu.baseline.percent, 3)} % vs ${fmt(idle.baseline.percent, 3)} %, daemon ${fmt(tabCpu.daemon.percent, 3)} % vs ${fmt(idle.daemon.percent, 3)} %); ` +
+      `event loop p99 ${fmt(tabOpenEld.p99, 1)} vs ${fmt(tabClosedEld.p99, 1)} ms (${signedMs(tabP99Over)}), max ${fmt(tabOpenEld.max, 1)} vs ${fmt(tabClosedEld.max, 1)} ms (${signedMs(tabMaxOver)}); ` +
+      `answer ${ms(median(tabAnswers))} (median; max ${ms(Math.max(...tabAnswers))})`,
+    target: `Δ CPU ≤ ${fmt(TAB_CPU, 1)} % of a core; p99 ≤ closed + ${T4_P99} ms, max ≤ closed + ${T4_MAX} ms; every answer 200, JSON, ≥ ${TAB_MIN_DAEMONS} daemons`,
+    verdict: verdict(tabFailed === 0 && tabCost <= TAB_CPU && tabP99Over <= T4_P99 && tabMaxOver <= T4_MAX),
   });
   // T3, all judged on VmHWM against the bare node's VmHWM; the RssAnon rows are information.
   const bareHwm = afterBurst.bare.VmHWM;
@@ -821,7 +920,10 @@ function writeFooter(plan: Plan): void {
       "T4's idle: the same process with nothing to do, in a window as long as each round of ours, right after it; p99 is the",
       "median of the rounds' p99, max the largest, alike for both. The +0 row (and T1) runs in a fresh Node-RED with the memory rows' flags.",
       `Idle CPU: /proc/PID/task/*/schedstat (ns), utime+stime ticks beside it; judged on a window that starts ${fmt((1000 + plan.idleMs + plan.settleMs) / 1000, 0)} s after the last`,
-      "work (V8 is still collecting that work's garbage in the first window). Forks: child_process calls wrapped",
+      "work (V8 is still collecting that work's garbage in the first window). Sidebar tab: this driver GETs the overview",
+      `from the first Node-RED's RED.httpAdmin (the test helper's express app on 127.0.0.1, no adminAuth) every ${fmt(TAB_POLL_MS / 1000, 0)} s after the previous answer,`,
+      "as the open tab does; its CPU over a window as long, right after the judged idle one (closed); its event loop in two more",
+      "such windows, closed then open (without the CPU windows: the 1 ms monitor has a cost of its own). Forks: child_process calls wrapped",
       "in the Node-RED process, and clone/fork syscalls of its threads under strace -f.",
       "Memory figures: the daemons' and the bare node's from /proc/PID/status: VmHWM (peak resident set; what T3 judges), VmRSS",
       "(resident now) and, as information, RssAnon (private: the process's own) beside RssFile (mapped files, chiefly the node",

@@ -14,6 +14,7 @@ export const LABELS = {
   busyChannel: "`true` while `sleep` holds one channel",
   daemonIdle: "Daemon idle CPU",
   nodeRedIdle: "Node-RED idle CPU, with our nodes vs without",
+  sidebarTab: "Node-RED with the sidebar tab open vs closed",
   daemonIdleRss: "Daemon memory idle, before its first command (VmHWM; VmRSS) vs a bare idle `node`",
   daemonIdlePrivate: "Daemon private memory idle (RssAnon; RssFile, the node binary's pages among it, is shared with every node on the machine)",
   daemonRss: "Daemon peak RSS after the burst (VmHWM; VmRSS now) vs a bare idle `node`",

@@ -48,6 +48,12 @@ describe("npm run bench -- --quick", function () {
       heapRows.join("\n"),
     );
     for (const row of rows.slice(1)) assert.doesNotMatch(row, /NaN|undefined/, row);
+    // The sidebar tab open vs closed: the driver's GETs were all answered (200, JSON, every config node), and the row has its CPU and event-loop figures and a verdict.
+    const tab = rows.find((row) => row.startsWith(`| ${LABELS.sidebarTab}`)) ?? "";
+    assert.match(tab, /; [1-9]\d* requests? in \d+ s for CPU, [1-9]\d* for the event loop; 0 failed\) \| /, tab);
+    assert.match(tab, /\| CPU \d+\.\d{3} % vs \d+\.\d{3} % of a core \(Δ [+-]\d+\.\d{3} %, ≈ -?\d+\.\d{2} ms per answer; /, tab);
+    assert.match(tab, /; event loop p99 \d+\.\d vs \d+\.\d ms \([+-]\d+\.\d ms\), max \d+\.\d vs \d+\.\d ms \([+-]\d+\.\d ms\); /, tab);
+    assert.match(tab, /\| Δ CPU ≤ 0\.1 % of a core; p99 ≤ closed \+ 1 ms, max ≤ closed \+ 3 ms; [^|]*\| (PASS|MISS) \|$/, tab);
     // Last, issue #12's targets: one line with a verdict for each, then one line each with its figures and thresholds.
     const lines = stdout.trimEnd().split("\n");
     const at = lines.findIndex((line) => line.startsWith("targets: "));
