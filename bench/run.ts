@@ -110,8 +110,12 @@ function signedMs(value: number): string {
 
 const BURST = 200;
 
-/** How often the editor's open sidebar tab asks (POLL_MS in nodes/file-daemon-sidebar.html): the next GET this long after the previous answer. */
-const TAB_POLL_MS = 1000;
+/**
+ * How often the editor's open sidebar tab asks while nothing changes (REFRESH_MS in
+ * nodes/file-daemon-sidebar.html): the next GET this long after the previous answer. A change
+ * makes it ask once more (a comms notice, at most 4 a second): only while something happens.
+ */
+const TAB_POLL_MS = 5000;
 /** The full flow's external config nodes (d1 and dN; dT too with tmpfs): an overview lists each. */
 const TAB_MIN_DAEMONS = 2;
 /** The tab's cost, judged against the same Node-RED with the tab closed. */
@@ -733,7 +737,7 @@ async function measure(plan: Plan, soakSeconds: number, dir: string, shm: string
   const tabFirstError = tabWarmUp[0] ?? tabCpuPoll.firstError ?? tabEldPoll.firstError;
   const tabAnswers = [...tabCpuPoll.latencies, ...tabEldPoll.latencies];
   rows.push({
-    what: `${LABELS.sidebarTab} (GET /file-daemon/overview every ${fmt(TAB_POLL_MS / 1000, 0)} s, as the open tab asks; ${tabCpuPoll.requests} request${tabCpuPoll.requests === 1 ? "" : "s"} in ${idleS} s for CPU, ${tabEldPoll.requests} for the event loop; ${tabFailed} failed${tabFirstError === null ? "" : ` (${tabFirstError})`})`,
+    what: `${LABELS.sidebarTab} (GET /file-daemon/overview every ${fmt(TAB_POLL_MS / 1000, 0)} s, as the open tab asks while nothing changes; ${tabCpuPoll.requests} request${tabCpuPoll.requests === 1 ? "" : "s"} in ${idleS} s for CPU, ${tabEldPoll.requests} for the event loop; ${tabFailed} failed${tabFirstError === null ? "" : ` (${tabFirstError})`})`,
     figure:
       `CPU ${fmt(tabCpu.nodeRed.percent, 3)} % vs ${fmt(idle.nodeRed.percent, 3)} % of a core (Δ ${signed(tabCost)} %, ≈ ${fmt((tabCost * 10 * tabCpu.nodeRed.seconds) / tabCpuPoll.requests, 2)} ms per answer; ticks ${tabCpu.nodeRed.ticks} vs ${idle.nodeRed.ticks}; ` +
       `baseline Node-RED ${fmt(tabCpu.baseline.percent, 3)} % vs ${fmt(idle.baseline.percent, 3)} %, daemon ${fmt(tabCpu.daemon.percent, 3)} % vs ${fmt(idle.daemon.percent, 3)} %); ` +

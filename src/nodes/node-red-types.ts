@@ -83,6 +83,10 @@ export interface PluginAPI extends NodeAPI {
     get(path: string, ...handlers: AdminHandler[]): void;
     post(path: string, ...handlers: AdminHandler[]): void;
   };
+  readonly comms: {
+    /** Sends `data` on `topic` to every connected editor (Node-RED gives each every topic). */
+    publish(topic: string, data: unknown, retain: boolean): void;
+  };
   readonly auth: {
     /** Refuses (401) a request whose user lacks `permission` when adminAuth is set; passes every request otherwise. */
     needsPermission(permission: string): AdminHandler;

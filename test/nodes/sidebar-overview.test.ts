@@ -107,6 +107,19 @@ describe("sidebar overview: what it says about the exec nodes' commands", functi
     assert.deepEqual({ command: nonZero?.command, code: nonZero?.code, error: nonZero?.error }, { command: "exit 2", code: 2, error: "NON_ZERO_EXIT" });
   });
 
+  it("records a daemon that cannot start as the message says it: the start problem and its fix, not 'no daemon'", async function () {
+    const missing = test.current.file("no-such-dir");
+    const flow = execFlow({ ...test.current, commands: path.join(missing, "commands"), results: path.join(missing, "results") }, { mode: "managed" });
+    await helper.load([...OUR_NODES, SIDEBAR], flow);
+    await waitForStatus("exec", "no directory");
+    const caught = new Inbox("caught");
+    node("exec").receive({ payload: "true" });
+    const error = (await caught.nth(0)).error as { code?: string; message?: string };
+    assert.equal(error.code, "NO_DIRECTORY");
+    const [ended] = (await overview()).recent;
+    assert.deepEqual({ error: ended?.error, message: ended?.message }, { error: "NO_DIRECTORY", message: error.message?.replace(/^FileDaemonError: /, "") });
+  });
+
   it("keeps the last 20 results, newest first, and shows the node's queue while messages wait", async function () {
     const { out, send } = await deploy();
     for (let i = 0; i < 25; i++) send({ payload: `exit ${i % 7}; : ${i}` });
@@ -132,6 +145,8 @@ describe("sidebar overview: what it says about the exec nodes' commands", functi
     assert.deepEqual(activity.runningCommands(), []);
     assert.deepEqual(activity.queueDepths(), []);
     assert.equal(activity.recentResults()[0]?.error, "KILLED");
+    // As the message said it: closed, and why it ended.
+    assert.match(activity.recentResults()[0]?.message ?? "", /^the node was closed .*its running command was killed$/);
     // The flows are stopped: the config node is listed as not running, with nothing of its own.
     const stopped = (await admin().get("/file-daemon/overview").expect(200)).body as Overview;
     assert.deepEqual(stopped.daemons.map(({ id, running, queues }) => ({ id, running, queues })), [{ id: "daemon", running: [], queues: [] }]);

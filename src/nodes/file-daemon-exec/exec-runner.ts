@@ -67,7 +67,10 @@ export class ExecRunner {
     private readonly daemon: DaemonConnection,
     private readonly env: ExecEnvironment,
   ) {
-    this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => this.showStatus());
+    this.queue = new CommandQueue<CommandResult>(daemon.health.channels, undefined, () => {
+      this.showStatus();
+      daemon.activity.queueChanged();
+    });
     this.idleStatus = healthStatus(daemon.health, env.t);
     this.unsubscribe = daemon.subscribe((health) => this.onHealth(health));
     this.sender = { id: node.id, name: node.name ?? "" };
@@ -95,8 +98,7 @@ export class ExecRunner {
       if (this.nodeEnv instanceof FileDaemonError) throw this.nodeEnv;
       extras = messageOptions(this.def, this.nodeEnv, msg);
     } catch (err) {
-      this.daemon.activity.refused(this.sender, command, endOf(err));
-      this.fail(msg, err, done);
+      this.daemon.activity.refused(this.sender, command, endOf(this.fail(msg, err, done)));
       return;
     }
     const capture = this.def.capture === true;
@@ -115,7 +117,14 @@ export class ExecRunner {
         if (queueSignal.aborted) forward();
         else queueSignal.addEventListener("abort", forward, { once: true });
         this.submissions.add(submission);
-        ended = this.daemon.activity.started(this.sender, submitted, this.def.stream === true, (signal) => submission.abort(signal));
+        ended = this.daemon.activity.started(this.sender, submitted, this.def.stream === true, {
+          kill: (signal) => {
+            if (submission.signal.aborted) return false;
+            submission.abort(signal);
+            return true;
+          },
+          killRequested: () => (submission.signal.aborted ? abortSignalName(submission.signal.reason) : null),
+        });
         if (this.env.verbose) this.node.log(`running: ${submitted}`);
         const options = { ...extras, timeout, capture, signal: submission.signal, daemonWait: this.daemon.daemonWaitSeconds(), ...(this.def.stream === true ? { onLine: (line: OutputLine) => send([null, lineMessage(line)]) } : {}) };
         return submitCommand(submitted, commandsFile, resultsFile, sleepTime, options).finally(() => {
@@ -125,13 +134,14 @@ export class ExecRunner {
       })
       .then(
         (result) => {
-          ended?.(this.def.failOnNonZero === true && isNonZero(result) ? endOf(new NonZeroExitError(result), result) : endOf(null, result));
-          this.succeed(msg, result, send, done);
+          // What the sidebar records is what msg and the status say: the error the message ended with.
+          const failed = this.succeed(msg, result, send, done);
+          ended?.(endOf(failed, result));
         },
         (err: unknown) => {
-          if (ended !== null) ended(endOf(err));
-          else this.daemon.activity.refused(this.sender, submitted, endOf(err));
-          this.fail(msg, err, done);
+          const failed = this.fail(msg, err, done);
+          if (ended !== null) ended(endOf(failed, err instanceof CommandFailedError ? err.result : null));
+          else this.daemon.activity.refused(this.sender, submitted, endOf(failed));
         },
       );
   }
@@ -163,22 +173,21 @@ export class ExecRunner {
     stopped.abort();
   }
 
-  private succeed(msg: NodeMessage, result: CommandResult, send: SendFunction, done: DoneFunction): void {
+  /** Sends the result on; returns the error the message ended with instead (failOnNonZero), or null. */
+  private succeed(msg: NodeMessage, result: CommandResult, send: SendFunction, done: DoneFunction): Error | null {
     const capture = this.def.capture === true;
-    if (this.def.failOnNonZero === true && isNonZero(result)) {
-      this.fail(msg, new NonZeroExitError(result), done, result);
-      return;
-    }
+    if (this.def.failOnNonZero === true && isNonZero(result)) return this.fail(msg, new NonZeroExitError(result), done, result);
     applyResult(msg, result, capture);
     if (this.def.stream === true) applyStreamCounts(msg, result);
     this.idleStatus = resultStatus(result, this.env.t);
     this.showStatus();
     send(msg);
     done();
+    return null;
   }
 
-  /** Ends the message with an error a Catch node sees; msg.rc (and output) when it ran. */
-  private fail(msg: NodeMessage, err: unknown, done: DoneFunction, ran: CommandResult | null = null): void {
+  /** Ends the message with an error a Catch node sees; msg.rc (and output) when it ran. Returns that error. */
+  private fail(msg: NodeMessage, err: unknown, done: DoneFunction, ran: CommandResult | null = null): Error {
     const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
     if (result !== null) {
       msg.rc = returnCode(result);
@@ -194,6 +203,7 @@ export class ExecRunner {
     this.idleStatus = problem !== null ? healthStatus(this.daemon.health, this.env.t) : failureStatus(error, result, this.env.t);
     this.showStatus();
     done(error);
+    return error;
   }
 
   /**
@@ -255,11 +265,15 @@ function envSetting(text: string | undefined): Readonly<Record<string, string>> 
 }
 
 /** How a message ended, for the sidebar's recent results: the command's outcome and, for a failure, its error. */
-function endOf(err: unknown, ran: CommandResult | null = null): CommandEnd {
-  const result = ran ?? (err instanceof CommandFailedError ? err.result : null);
-  const outcome = { code: result?.code ?? null, signal: result?.signal ?? null };
+function endOf(err: Error | null, result: CommandResult | null = null): CommandEnd {
+  const outcome = { code: result?.code ?? null, signal: result?.signal ?? null, ...(result !== null && result.durationMs > 0 ? { ranMs: result.durationMs } : {}) };
   if (err === null) return { ...outcome, error: null, message: null };
-  return { ...outcome, error: errorCode(err), message: err instanceof Error ? err.message : JSON.stringify(err) };
+  return { ...outcome, error: errorCode(err), message: err.message };
+}
+
+/** The signal a submission's abort asked for: msg.kill and Kill give its name, a closing queue an Error (SIGTERM). */
+function abortSignalName(reason: unknown): string {
+  return typeof reason === "string" ? reason : "SIGTERM";
 }
 
 /** A line of output as a message of the second output. */

@@ -4,7 +4,11 @@ import { daemonFiles } from "../../protocol/paths";
 import { encodeFileMode, type PublishedInfo } from "../../protocol/daemon-info";
 import { connectionOf, type DaemonConnection } from "../file-daemon/daemon-connection";
 import type { EndedCommand, HealthChange, QueueDepth, RunningCommand } from "../file-daemon/daemon-activity";
+import { MAX_CHANNELS } from "../../shared/settings";
 import type { PluginAPI } from "../node-red-types";
+
+/** Command lines longer than this are cut in the overview (a command may be 64 KiB; 20 results of that would be a megabyte a poll). */
+const SHOWN_COMMAND_CHARS = 2000;
 
 /** One config node as the sidebar shows it. Times are ms since the epoch; durations ms. */
 export interface DaemonOverview {
@@ -50,6 +54,10 @@ export function readOverview(RED: PluginAPI): DaemonOverview[] {
   RED.nodes.eachNode((def) => {
     if (def.type !== "file-daemon") return;
     const name = def.name ?? "";
+    if (def.d === true) {
+      overview.push({ ...nothingKnown(def.id, name), state: "disabled" });
+      return;
+    }
     const connection = connectionOf(RED.nodes.getNode(def.id));
     if (connection === null) {
       // Between a redeploy's stop and start too: say both, not only the worse.
@@ -70,7 +78,8 @@ function describe(id: string, name: string, connection: DaemonConnection): Daemo
   try {
     const files = daemonFiles(connection.commandsFile, connection.resultsFile);
     daemon = connection.refusal === null ? readLiveDaemon(files) : null;
-    if (daemon !== null) channels = readChannels(files, daemon.channels);
+    // A damaged info file must not make this loop for ever: no daemon serves more channels than this.
+    if (daemon !== null) channels = readChannels(files, Math.min(daemon.channels, MAX_CHANNELS));
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
   }
@@ -85,11 +94,15 @@ function describe(id: string, name: string, connection: DaemonConnection): Daemo
     daemon: daemon === null ? null : published(daemon),
     channels: channels.map((channel) => ({ index: channel.index, busy: !isIdle(channel), running: channel.running })),
     queues: activity.queueDepths(),
-    running: activity.runningCommands().map(({ startedMono, ...command }) => ({ ...command, forMs: now - startedMono })),
-    recent: activity.recentResults(),
+    running: activity.runningCommands().map(({ startedMono, command, ...running }) => ({ ...running, command: shorten(command), forMs: now - startedMono })),
+    recent: activity.recentResults().map((ended) => (ended.command === null ? ended : { ...ended, command: shorten(ended.command) })),
     health: activity.healthChanges(),
     error,
   };
+}
+
+function shorten(command: string): string {
+  return command.length <= SHOWN_COMMAND_CHARS ? command : `${command.slice(0, SHOWN_COMMAND_CHARS)}… (${command.length} characters)`;
 }
 
 function published(info: PublishedInfo): PublishedDaemon {

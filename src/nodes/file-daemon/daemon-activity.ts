@@ -21,6 +21,15 @@ export interface RunningCommand {
   readonly startedAt: number;
   readonly startedMono: number;
   readonly streamed: boolean;
+  /** The signal a kill already asked for (Kill, msg.kill, the node closing); null while none has. */
+  readonly killRequested: string | null;
+}
+
+/** How the sidebar reaches a command in flight: through the same abort as msg.kill. */
+export interface CommandControl {
+  /** Asks the daemon to send `signal`; false when a kill was asked for already (only the first is sent). */
+  kill(signal: string): boolean;
+  killRequested(): string | null;
 }
 
 /** How a command (or a message refused before it became one) ended. */
@@ -52,19 +61,33 @@ export interface QueueDepth {
 }
 
 /** The end of a running command: its outcome, or a failure before or instead of one. */
-export type CommandEnd = Pick<EndedCommand, "code" | "signal" | "error" | "message">;
+export type CommandEnd = Pick<EndedCommand, "code" | "signal" | "error" | "message"> & {
+  /** How long the daemon ran it, when it did (its own measure); else the time since hand-over counts. */
+  readonly ranMs?: number;
+};
 
-interface Tracked extends RunningCommand {
-  readonly kill: (signal: string) => void;
-}
+/** What Kill found: sent now, asked for already (with which signal), or the command has ended. */
+export type KillAnswer = { readonly sent: string } | { readonly already: string } | { readonly ended: true };
+
+type Tracked = Omit<RunningCommand, "killRequested"> & { readonly control: CommandControl };
 
 let nextKey = 0;
+
+/** Who wants to know that some config node's activity changed (the sidebar, to tell open editors). */
+const changeListeners = new Set<() => void>();
+
+/** Calls `listener` after every change to any config node's activity; returns the unsubscribe function. */
+export function onActivityChange(listener: () => void): () => void {
+  changeListeners.add(listener);
+  return () => changeListeners.delete(listener);
+}
 
 /**
  * What the exec nodes of one config node are doing, kept in memory for the editor's sidebar:
  * each command in flight (with a way to kill it), each node's queue, the last results and the
- * last health changes. Recording is a Map insert and an array push per command; nothing is
- * read from disk or sent anywhere until the sidebar asks.
+ * last health changes. Recording is a Map insert and an array push per command, and a call to
+ * the change listeners (the sidebar's, which tells open editors at most 4 times a second);
+ * nothing is read from disk until the sidebar asks.
  */
 export class DaemonActivity {
   private readonly running = new Map<string, Tracked>();
@@ -73,13 +96,14 @@ export class DaemonActivity {
   private readonly queues = new Map<string, () => QueueDepth>();
 
   /** Records a command handed to the daemon; the returned function records its end, once. */
-  started(node: Sender, command: string, streamed: boolean, kill: (signal: string) => void): (end: CommandEnd) => void {
+  started(node: Sender, command: string, streamed: boolean, control: CommandControl): (end: CommandEnd) => void {
     const key = `c${String(++nextKey)}`;
-    const entry: Tracked = { key, node, command, startedAt: Date.now(), startedMono: performance.now(), streamed, kill };
+    const entry: Tracked = { key, node, command, startedAt: Date.now(), startedMono: performance.now(), streamed, control };
     this.running.set(key, entry);
-    return (end) => {
+    this.changed();
+    return ({ ranMs, ...end }) => {
       if (!this.running.delete(key)) return;
-      this.remember({ node, command, endedAt: Date.now(), durationMs: performance.now() - entry.startedMono, ...end });
+      this.remember({ node, command, endedAt: Date.now(), durationMs: ranMs ?? performance.now() - entry.startedMono, ...end });
     };
   }
 
@@ -88,27 +112,41 @@ export class DaemonActivity {
     this.remember({ node, command, endedAt: Date.now(), durationMs: 0, ...end });
   }
 
-  /** Sends `signal` to a command in flight; false when it has ended (or never was). */
-  kill(key: string, signal: string): boolean {
+  /** Sends `signal` to a command in flight, unless it has ended or a kill was asked for already. */
+  kill(key: string, signal: string): KillAnswer {
     const entry = this.running.get(key);
-    if (entry === undefined) return false;
-    entry.kill(signal);
-    return true;
+    if (entry === undefined) return { ended: true };
+    if (entry.control.kill(signal)) {
+      this.changed();
+      return { sent: signal };
+    }
+    return { already: entry.control.killRequested() ?? signal };
   }
 
   healthChanged(health: DaemonHealth): void {
     this.changes.push({ at: Date.now(), state: health.state, pid: health.pid, message: health.message });
     if (this.changes.length > RECENT_HEALTH_CHANGES) this.changes.shift();
+    this.changed();
+  }
+
+  /** An exec node's queue grew or shrank. */
+  queueChanged(): void {
+    this.changed();
   }
 
   /** An exec node reports its queue through `depth`; the returned function stops that. */
   addQueue(nodeId: string, depth: () => QueueDepth): () => void {
     this.queues.set(nodeId, depth);
-    return () => this.queues.delete(nodeId);
+    this.changed();
+    return () => {
+      // A node redeployed under the same id may have registered its own queue meanwhile.
+      if (this.queues.get(nodeId) === depth) this.queues.delete(nodeId);
+      this.changed();
+    };
   }
 
   runningCommands(): readonly RunningCommand[] {
-    return [...this.running.values()].map(({ key, node, command, startedAt, startedMono, streamed }) => ({ key, node, command, startedAt, startedMono, streamed }));
+    return [...this.running.values()].map(({ key, node, command, startedAt, startedMono, streamed, control }) => ({ key, node, command, startedAt, startedMono, streamed, killRequested: control.killRequested() }));
   }
 
   /** Newest first. */
@@ -128,5 +166,10 @@ export class DaemonActivity {
   private remember(ended: EndedCommand): void {
     this.ended.push(ended);
     if (this.ended.length > RECENT_RESULTS) this.ended.shift();
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of changeListeners) listener();
   }
 }
