@@ -120,6 +120,30 @@ describe("sidebar overview: what it says about the exec nodes' commands", functi
     assert.deepEqual({ error: ended?.error, message: ended?.message }, { error: "NO_DIRECTORY", message: error.message?.replace(/^FileDaemonError: /, "") });
   });
 
+  it("lists a config node inside a subflow as each instance's own (Kill reaches it), and a disabled one as disabled", async function () {
+    const daemon = await Daemon.start({ commands: test.current.commands, results: test.current.results, sleepTime: 0.1, channels: 1 });
+    test.onCleanup(() => daemon.stop());
+    const flow = [
+      { id: "tab", type: "tab", label: "test" },
+      { id: "sf", type: "subflow", name: "runner", in: [{ x: 50, y: 30, wires: [{ id: "sfExec" }] }], out: [] },
+      { id: "sfDaemon", type: "file-daemon", z: "sf", name: "in the subflow", commandsFile: test.current.commands, resultsFile: test.current.results, sleepTime: 0.1, mode: "external", channels: 1 },
+      { id: "sfExec", type: "file-daemon-exec", z: "sf", x: 200, y: 30, daemon: "sfDaemon", command: "", appendPayload: false, timeout: 0, capture: false, failOnNonZero: false, wires: [[]] },
+      { id: "instance", type: "subflow:sf", z: "tab", x: 100, y: 100, wires: [] },
+      { id: "off", type: "file-daemon", d: true, name: "switched off", commandsFile: test.current.file("off-c"), resultsFile: test.current.file("off-r"), sleepTime: 0.1, mode: "external", channels: 1 },
+    ];
+    await helper.load([...OUR_NODES, SIDEBAR], flow);
+    const instance = node("instance") as unknown as { receive(msg: Msg): void };
+    instance.receive({ payload: "sleep 30" });
+    const list = async () => ((await admin().get("/file-daemon/overview").expect(200)).body as Overview).daemons;
+    const running = await waitFor("the subflow's sleep 30 running", async () => (await list()).find((entry) => entry.running.length > 0));
+    assert.notEqual(running.id, "sfDaemon", "the instance's config node has an id of its own");
+    assert.equal(running.state, "running");
+    assert.deepEqual((await list()).map((entry) => entry.state).sort(), ["disabled", "running"]);
+    const kill = await (admin() as unknown as { post(route: string): { expect(status: number): Promise<{ body: unknown }> } }).post(`/file-daemon/kill/${running.id}/${running.running[0]?.key ?? ""}`).expect(200);
+    assert.deepEqual(kill.body, { killed: running.running[0]?.key, signal: "SIGTERM" });
+    await waitFor("it ended as killed", async () => (await list()).find((entry) => entry.id === running.id)?.recent[0]?.error === "KILLED");
+  });
+
   it("keeps the last 20 results, newest first, and shows the node's queue while messages wait", async function () {
     const { out, send } = await deploy();
     for (let i = 0; i < 25; i++) send({ payload: `exit ${i % 7}; : ${i}` });

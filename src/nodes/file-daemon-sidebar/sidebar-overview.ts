@@ -2,10 +2,11 @@ import { readChannels, isIdle, type ChannelOverview } from "../../client/channel
 import { readLiveDaemon } from "../../protocol/io/live-daemon";
 import { daemonFiles } from "../../protocol/paths";
 import { encodeFileMode, type PublishedInfo } from "../../protocol/daemon-info";
-import { connectionOf, type DaemonConnection } from "../file-daemon/daemon-connection";
+import type { DaemonConnection } from "../file-daemon/daemon-connection";
+import { liveConfigNodes } from "../file-daemon/live-config-nodes";
 import type { EndedCommand, HealthChange, QueueDepth, RunningCommand } from "../file-daemon/daemon-activity";
 import { MAX_CHANNELS } from "../../shared/settings";
-import type { PluginAPI } from "../node-red-types";
+import type { NodeDef, PluginAPI } from "../node-red-types";
 
 /** Command lines longer than this are cut in the overview (a command may be 64 KiB; 20 results of that would be a megabyte a poll). */
 const SHOWN_COMMAND_CHARS = 2000;
@@ -50,22 +51,23 @@ interface PublishedDaemon {
  * peek at each channel's two files; the rest is in memory.
  */
 export function readOverview(RED: PluginAPI): DaemonOverview[] {
-  const overview: DaemonOverview[] = [];
+  const live = liveConfigNodes();
+  const overview = live.map(({ id, name, connection }) => describe(id, name, connection));
+  // Those the flows have that do not run: disabled, or not (yet) started. A config node inside
+  // a subflow's definition runs only as each instance's own (listed above under its own id).
+  const subflows = new Set<string>();
+  const defs: (NodeDef & Record<string, unknown>)[] = [];
   RED.nodes.eachNode((def) => {
-    if (def.type !== "file-daemon") return;
-    const name = def.name ?? "";
-    if (def.d === true) {
-      overview.push({ ...nothingKnown(def.id, name), state: "disabled" });
-      return;
-    }
-    const connection = connectionOf(RED.nodes.getNode(def.id));
-    if (connection === null) {
-      // Between a redeploy's stop and start too: say both, not only the worse.
-      overview.push({ ...nothingKnown(def.id, name), error: "this config node is not running: the flows are being (re)started, or it could not start (see the Node-RED log)" });
-      return;
-    }
-    overview.push(describe(def.id, name, connection));
+    if (def.type === "subflow") subflows.add(def.id);
+    else if (def.type === "file-daemon") defs.push(def);
   });
+  for (const def of defs) {
+    if (live.some((entry) => entry.id === def.id) || (def.z !== undefined && subflows.has(def.z))) continue;
+    const name = def.name ?? "";
+    if (def.d === true) overview.push({ ...nothingKnown(def.id, name), state: "disabled" });
+    // Between a redeploy's stop and start too: say both, not only the worse.
+    else overview.push({ ...nothingKnown(def.id, name), error: "this config node is not running: the flows are being (re)started, or it could not start (see the Node-RED log)" });
+  }
   return overview;
 }
 

@@ -1,5 +1,5 @@
 import { onActivityChange } from "../file-daemon/daemon-activity";
-import { connectionOf } from "../file-daemon/daemon-connection";
+import { liveConfigNode } from "../file-daemon/live-config-nodes";
 import { readOverview } from "./sidebar-overview";
 import type { PluginAPI } from "../node-red-types";
 
@@ -45,7 +45,7 @@ function registerSidebar(RED: PluginAPI): void {
   });
 
   RED.httpAdmin.post("/file-daemon/kill/:config/:key", RED.auth.needsPermission(KILL_PERMISSION), (req, res) => {
-    const connection = connectionOf(RED.nodes.getNode(req.params.config ?? ""));
+    const connection = liveConfigNode(req.params.config ?? "")?.connection ?? null;
     if (connection === null) {
       res.status(404).json({ error: "that file-daemon config node is not deployed any more" });
       return;

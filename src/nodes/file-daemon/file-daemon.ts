@@ -2,6 +2,7 @@ import { FileDaemonError } from "../../protocol/errors";
 import { ALLOWLIST_VERSION } from "../../shared/allowlist";
 import { migrateAllowlist } from "./allowlist";
 import { ConfigDaemon } from "./config-daemon";
+import { addLiveConfigNode } from "./live-config-nodes";
 import type { FileDaemonConfigNode } from "./daemon-connection";
 import { parseDaemonSettings, type FileDaemonDef } from "./daemon-settings";
 import { DEFAULT_DIRECTORY_SETTING, RESOLVED_DIRECTORY_SETTING } from "../file-daemon-exec/exec-policy";
@@ -46,7 +47,9 @@ function startConfigNode(RED: NodeAPI, node: FileDaemonConfigNode, def: FileDaem
     return;
   }
   node.fileDaemon = daemon;
+  const removeLive = addLiveConfigNode({ id: node.id, name: def.name ?? "", connection: daemon });
   node.on("close", (removed, done) => {
+    removeLive();
     daemon.close(removed).then(done, (err: unknown) => {
       node.error(`closing: ${err instanceof Error ? err.message : String(err)}`);
       done();
