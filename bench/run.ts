@@ -115,7 +115,7 @@ const BURST = 200;
  * nodes/file-daemon-sidebar.html): the next GET this long after the previous answer. A change
  * makes it ask once more (a comms notice, at most 4 a second): only while something happens.
  */
-const TAB_POLL_MS = 5000;
+const TAB_POLL_MS = 10_000;
 /** The full flow's external config nodes (d1 and dN; dT too with tmpfs): an overview lists each. */
 const TAB_MIN_DAEMONS = 2;
 /** The tab's cost, judged against the same Node-RED with the tab closed. */

@@ -673,7 +673,8 @@ def _pid_exists(pid: int) -> bool:
 
 
 def _process_start_time(pid: int) -> Optional[str]:
-    """Field 22 of /proc/<pid>/stat: tells a reused pid apart."""
+    """Field 22 of /proc/<pid>/stat: tells a reused pid apart. None for no such process, or
+    one that has ended and waits to be reaped (state Z or X, PROTOCOL.md section 3)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read().decode("latin-1")
@@ -681,6 +682,8 @@ def _process_start_time(pid: int) -> Optional[str]:
         return None
     # The process name (field 2) may hold spaces and parentheses: count from the last ')'.
     fields = stat[stat.rfind(")") + 1 :].split()
+    if fields and fields[0] in ("Z", "X"):
+        return None
     return fields[19] if len(fields) > 19 else None
 
 

@@ -31,7 +31,7 @@ interface Overview {
     daemon: { pid: number; channels: number; features: string[]; fileMode: string; allow: string | null } | null;
     channels: { index: number; busy: boolean }[];
     queues: { node: { id: string }; waiting: number; running: number }[];
-    running: { key: string; command: string; node: { id: string } }[];
+    running: { key: string; command: string; node: { id: string }; killRequested: string | null }[];
     recent: Ended[];
     health: { state: string }[];
   }[];
@@ -142,6 +142,29 @@ describe("sidebar overview: what it says about the exec nodes' commands", functi
     const kill = await (admin() as unknown as { post(route: string): { expect(status: number): Promise<{ body: unknown }> } }).post(`/file-daemon/kill/${running.id}/${running.running[0]?.key ?? ""}`).expect(200);
     assert.deepEqual(kill.body, { killed: running.running[0]?.key, signal: "SIGTERM" });
     await waitFor("it ended as killed", async () => (await list()).find((entry) => entry.id === running.id)?.recent[0]?.error === "KILLED");
+  });
+
+  it("cuts a long command line to 2000 characters, with its length", async function () {
+    const { out, send } = await deploy();
+    const long = `: ${"x".repeat(3000)}; exit 5`;
+    send({ payload: long });
+    assert.equal((await out.nth(0)).payload, 5);
+    assert.equal((await overview()).recent[0]?.command, `${long.slice(0, 2000)}… (${long.length} characters)`);
+  });
+
+  it("shows the kill msg.kill asked for, and refuses a second one from the sidebar with 409 naming it", async function () {
+    const { caught, send } = await deploy();
+    // The shell and its sleep ignore SIGINT: the command goes on after the kill was asked for
+    // (until the daemon's grace ends and it sends SIGKILL).
+    send({ payload: "trap '' INT; sleep 5" });
+    const running = await waitFor("the command running", async () => (await overview()).running[0]);
+    assert.equal(running.killRequested, null);
+    send({ kill: "SIGINT" });
+    await waitFor("the kill shown as asked for", async () => (await overview()).running[0]?.killRequested === "SIGINT");
+    const agent = admin() as unknown as { post(route: string): { expect(status: number): Promise<{ body: unknown }> } };
+    const refused = await agent.post(`/file-daemon/kill/daemon/${running.key}`).expect(409);
+    assert.equal((refused.body as { signal: string }).signal, "SIGINT");
+    assert.equal(((await caught.nth(0)).error as { code?: string }).code, "KILLED");
   });
 
   it("keeps the last 20 results, newest first, and shows the node's queue while messages wait", async function () {

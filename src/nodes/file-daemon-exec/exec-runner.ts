@@ -119,7 +119,8 @@ export class ExecRunner {
         this.submissions.add(submission);
         ended = this.daemon.activity.started(this.sender, submitted, this.def.stream === true, {
           kill: (signal) => {
-            if (submission.signal.aborted) return false;
+            // Ended (its result is being reported) or asked already: nothing is sent.
+            if (submission.signal.aborted || !this.submissions.has(submission)) return false;
             submission.abort(signal);
             return true;
           },
@@ -134,14 +135,23 @@ export class ExecRunner {
       })
       .then(
         (result) => {
-          // What the sidebar records is what msg and the status say: the error the message ended with.
-          const failed = this.succeed(msg, result, send, done);
-          ended?.(endOf(failed, result));
+          // What the sidebar records is what msg and the status say: the error the message ended
+          // with. Recorded in any case, so no command stays listed as running.
+          let failed: Error | null = null;
+          try {
+            failed = this.succeed(msg, result, send, done);
+          } finally {
+            ended?.(endOf(failed, result));
+          }
         },
         (err: unknown) => {
-          const failed = this.fail(msg, err, done);
-          if (ended !== null) ended(endOf(failed, err instanceof CommandFailedError ? err.result : null));
-          else this.daemon.activity.refused(this.sender, submitted, endOf(failed));
+          let failed = err instanceof Error ? err : new Error(String(err));
+          try {
+            failed = this.fail(msg, err, done);
+          } finally {
+            if (ended !== null) ended(endOf(failed, err instanceof CommandFailedError ? err.result : null));
+            else this.daemon.activity.refused(this.sender, submitted, endOf(failed));
+          }
         },
       );
   }
@@ -160,6 +170,7 @@ export class ExecRunner {
     }
     // The client reads the abort's reason as the signal to send (SubmitOptions.signal).
     for (const submission of this.submissions) submission.abort(signal);
+    if (this.submissions.size > 0) this.daemon.activity.queueChanged(); // the sidebar shows "kill requested"
     done();
   }
 

@@ -8,7 +8,7 @@ import type { EndedCommand, HealthChange, QueueDepth, RunningCommand } from "../
 import { MAX_CHANNELS } from "../../shared/settings";
 import type { NodeDef, PluginAPI } from "../node-red-types";
 
-/** Command lines longer than this are cut in the overview (a command may be 64 KiB; 20 results of that would be a megabyte a poll). */
+/** Command lines (and failure messages) longer than this are cut in the overview (a command may be 64 KiB; 20 results of that would be a megabyte a poll). */
 const SHOWN_COMMAND_CHARS = 2000;
 
 /** One config node as the sidebar shows it. Times are ms since the epoch; durations ms. */
@@ -56,15 +56,17 @@ export function readOverview(RED: PluginAPI): DaemonOverview[] {
   // Those the flows have that do not run: disabled, or not (yet) started. A config node inside
   // a subflow's definition runs only as each instance's own (listed above under its own id).
   const subflows = new Set<string>();
+  const disabledTabs = new Set<string>();
   const defs: (NodeDef & Record<string, unknown>)[] = [];
   RED.nodes.eachNode((def) => {
     if (def.type === "subflow") subflows.add(def.id);
+    else if (def.type === "tab" && def.disabled === true) disabledTabs.add(def.id);
     else if (def.type === "file-daemon") defs.push(def);
   });
   for (const def of defs) {
     if (live.some((entry) => entry.id === def.id) || (def.z !== undefined && subflows.has(def.z))) continue;
     const name = def.name ?? "";
-    if (def.d === true) overview.push({ ...nothingKnown(def.id, name), state: "disabled" });
+    if (def.d === true || (def.z !== undefined && disabledTabs.has(def.z))) overview.push({ ...nothingKnown(def.id, name), state: "disabled" });
     // Between a redeploy's stop and start too: say both, not only the worse.
     else overview.push({ ...nothingKnown(def.id, name), error: "this config node is not running: the flows are being (re)started, or it could not start (see the Node-RED log)" });
   }
@@ -97,14 +99,17 @@ function describe(id: string, name: string, connection: DaemonConnection): Daemo
     channels: channels.map((channel) => ({ index: channel.index, busy: !isIdle(channel), running: channel.running })),
     queues: activity.queueDepths(),
     running: activity.runningCommands().map(({ startedMono, command, ...running }) => ({ ...running, command: shorten(command), forMs: now - startedMono })),
-    recent: activity.recentResults().map((ended) => (ended.command === null ? ended : { ...ended, command: shorten(ended.command) })),
+    recent: activity.recentResults().map((ended) => ({ ...ended, command: ended.command === null ? null : shorten(ended.command), message: ended.message === null ? null : shorten(ended.message) })),
     health: activity.healthChanges(),
     error,
   };
 }
 
-function shorten(command: string): string {
-  return command.length <= SHOWN_COMMAND_CHARS ? command : `${command.slice(0, SHOWN_COMMAND_CHARS)}… (${command.length} characters)`;
+function shorten(text: string): string {
+  if (text.length <= SHOWN_COMMAND_CHARS) return text;
+  // Never half of a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(SHOWN_COMMAND_CHARS - 1)) ? SHOWN_COMMAND_CHARS - 1 : SHOWN_COMMAND_CHARS;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
 }
 
 function published(info: PublishedInfo): PublishedDaemon {

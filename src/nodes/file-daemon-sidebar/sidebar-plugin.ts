@@ -23,8 +23,9 @@ const SHARED_FOR_MS = 200;
 function registerSidebar(RED: PluginAPI): void {
   RED.plugins.registerPlugin("file-daemon-sidebar", { type: "file-daemon-sidebar" });
 
-  // A burst of 200 commands is a few notices, not 200: one timer at a time. The notice holds no
-  // data (a user without flows.read gets the editor's comms too): the tab asks the endpoint.
+  // A burst of 200 commands is a few notices, not 200: one timer at a time. The notice holds
+  // nothing but its time (every comms client gets it, whatever its permissions): the tab asks
+  // the endpoint, which checks them.
   let notice: NodeJS.Timeout | null = null;
   /** Counts activity changes: a cached overview from before the last one is not served. */
   let changes = 0;
@@ -32,6 +33,7 @@ function registerSidebar(RED: PluginAPI): void {
     changes++;
     notice ??= setTimeout(() => {
       notice = null;
+      // Node-RED drops a message whose data is falsy: the time is what it carries, nothing else.
       RED.comms.publish(CHANGED_TOPIC, { at: Date.now() }, false);
     }, CHANGED_EVERY_MS);
   });

@@ -82,6 +82,11 @@ export function onActivityChange(listener: () => void): () => void {
   return () => changeListeners.delete(listener);
 }
 
+/** Tells the listeners that something the sidebar shows changed (a command, a queue, a health, a config node started or closed). */
+export function activityChanged(): void {
+  for (const listener of changeListeners) listener();
+}
+
 /**
  * What the exec nodes of one config node are doing, kept in memory for the editor's sidebar:
  * each command in flight (with a way to kill it), each node's queue, the last results and the
@@ -129,7 +134,7 @@ export class DaemonActivity {
     this.changed();
   }
 
-  /** An exec node's queue grew or shrank. */
+  /** An exec node's queue grew or shrank, or msg.kill asked its commands to stop. */
   queueChanged(): void {
     this.changed();
   }
@@ -170,6 +175,6 @@ export class DaemonActivity {
   }
 
   private changed(): void {
-    for (const listener of changeListeners) listener();
+    activityChanged();
   }
 }

@@ -1,3 +1,4 @@
+import { activityChanged } from "./daemon-activity";
 import type { DaemonConnection } from "./daemon-connection";
 
 /** A file-daemon config node that runs now: its id (a subflow instance's own), name and connection. */
@@ -25,7 +26,9 @@ export function liveConfigNode(id: string): LiveConfigNode | null {
 /** Adds a started config node; the returned function removes it (only it: a redeploy may have started its successor under the same id). */
 export function addLiveConfigNode(entry: LiveConfigNode): () => void {
   live.set(entry.id, entry);
+  activityChanged();
   return () => {
     if (live.get(entry.id) === entry) live.delete(entry.id);
+    activityChanged();
   };
 }

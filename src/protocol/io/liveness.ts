@@ -1,11 +1,16 @@
 import { readFileSync, readlinkSync } from "node:fs";
 
-/** Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid apart. */
+/**
+ * Field 22 of /proc/PID/stat: the process's start time, which tells a reused pid apart. Null
+ * when there is no such process, or it has ended and only waits to be reaped (state Z or X):
+ * a zombie holds no lock and will never write again, so it must not pass for a live daemon.
+ */
 export function processStartTime(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return null;
     return fields[19] ?? null;
   } catch {
     return null;
