@@ -7,6 +7,7 @@ import { stopLiveDaemon } from "../../src/supervisor/daemon-process";
 import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { daemonFiles } from "../../src/protocol/paths";
 import { launchChromium } from "./chromium";
+import { reportFailure } from "./failure-report";
 import { REPO, startNodeRed, type NodeRed } from "./node-red-process";
 
 // The real editor in headless Chromium, against a real Node-RED (4, or 5 with NR_PKG=node-red-5)
@@ -94,12 +95,7 @@ describe(`editor in Chromium (${process.env.NR_PKG || "node-red"})`, function ()
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state !== "failed") return;
-    if (browser !== undefined) {
-      const file = await shot(`failed-${(this.currentTest.title.match(/\w+/g) ?? []).slice(0, 4).join("-")}`).catch(() => "");
-      if (file) console.log(`      screenshot of the failure: ${file}`);
-    }
-    if (nodeRed !== undefined) console.log(`      Node-RED's log:\n${nodeRed.output().split("\n").slice(-40).join("\n")}`);
+    await reportFailure(this.currentTest, browser === undefined ? null : shot, nodeRed);
   });
 
   after(async function () {

@@ -8,6 +8,7 @@ import { readLiveDaemon } from "../../src/protocol/io/live-daemon";
 import { isPidAlive } from "../../src/protocol/io/liveness";
 import { daemonFiles } from "../../src/protocol/paths";
 import { launchChromium } from "./chromium";
+import { reportFailure } from "./failure-report";
 import { REPO, startNodeRed, type NodeRed } from "./node-red-process";
 import { SIDEBAR_FLOW, sidebarFlow } from "../helpers/sidebar-flow";
 
@@ -77,12 +78,7 @@ describe(`file-daemon sidebar in Chromium (${process.env.NR_PKG || "node-red"})`
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state !== "failed") return;
-    if (browser !== undefined) {
-      const file = await shot(`failed-${(this.currentTest.title.match(/\w+/g) ?? []).slice(0, 4).join("-")}`).catch(() => "");
-      if (file) console.log(`      screenshot of the failure: ${file}`);
-    }
-    if (nodeRed !== undefined) console.log(`      Node-RED's log:\n${nodeRed.output().split("\n").slice(-40).join("\n")}`);
+    await reportFailure(this.currentTest, browser === undefined ? null : shot, nodeRed);
   });
 
   after(async function () {
