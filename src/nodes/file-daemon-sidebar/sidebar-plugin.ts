@@ -17,7 +17,7 @@ const SHARED_FOR_MS = 200;
 /**
  * The runtime part of the editor's file-daemon sidebar: two admin endpoints, under Node-RED's
  * admin authentication, and a comms notice when something changed. Nothing is read until an
- * editor asks; the tab asks only while it is shown: on a notice, and every few seconds for
+ * editor asks; the tab asks only while it is shown: on a notice, and every 10 s for
  * what only the daemon's files know (commands of other clients).
  */
 function registerSidebar(RED: PluginAPI): void {
