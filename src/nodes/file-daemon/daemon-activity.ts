@@ -105,7 +105,7 @@ export class DaemonActivity {
     const key = `c${String(++nextKey)}`;
     const entry: Tracked = { key, node, command, startedAt: Date.now(), startedMono: performance.now(), streamed, control };
     this.running.set(key, entry);
-    this.changed();
+    activityChanged();
     return ({ ranMs, ...end }) => {
       if (!this.running.delete(key)) return;
       this.remember({ node, command, endedAt: Date.now(), durationMs: ranMs ?? performance.now() - entry.startedMono, ...end });
@@ -122,7 +122,7 @@ export class DaemonActivity {
     const entry = this.running.get(key);
     if (entry === undefined) return { ended: true };
     if (entry.control.kill(signal)) {
-      this.changed();
+      activityChanged();
       return { sent: signal };
     }
     return { already: entry.control.killRequested() ?? signal };
@@ -131,22 +131,22 @@ export class DaemonActivity {
   healthChanged(health: DaemonHealth): void {
     this.changes.push({ at: Date.now(), state: health.state, pid: health.pid, message: health.message });
     if (this.changes.length > RECENT_HEALTH_CHANGES) this.changes.shift();
-    this.changed();
+    activityChanged();
   }
 
   /** An exec node's queue grew or shrank, or msg.kill asked its commands to stop. */
   queueChanged(): void {
-    this.changed();
+    activityChanged();
   }
 
   /** An exec node reports its queue through `depth`; the returned function stops that. */
   addQueue(nodeId: string, depth: () => QueueDepth): () => void {
     this.queues.set(nodeId, depth);
-    this.changed();
+    activityChanged();
     return () => {
       // A node redeployed under the same id may have registered its own queue meanwhile.
       if (this.queues.get(nodeId) === depth) this.queues.delete(nodeId);
-      this.changed();
+      activityChanged();
     };
   }
 
@@ -171,10 +171,6 @@ export class DaemonActivity {
   private remember(ended: EndedCommand): void {
     this.ended.push(ended);
     if (this.ended.length > RECENT_RESULTS) this.ended.shift();
-    this.changed();
-  }
-
-  private changed(): void {
     activityChanged();
   }
 }
